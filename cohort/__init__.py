@@ -1,0 +1,1 @@
+"""Cohort: federated learning and robustness evaluation on your own AWS account."""

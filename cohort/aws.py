@@ -1,0 +1,31 @@
+"""Lazily created boto3 clients, one per service and process.
+
+Nothing is resolved at import time, so tests and the emulator can set the
+environment first.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from cohort.settings import get_settings
+
+_CONFIG = Config(retries={"mode": "standard", "max_attempts": 4}, signature_version="s3v4")
+
+
+@cache
+def client(service: str) -> Any:
+    settings = get_settings()
+    return boto3.session.Session().client(
+        service, region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url, config=_CONFIG
+    )
+
+
+def reset_clients() -> None:
+    """Forget cached clients and settings, after the environment has changed."""
+    client.cache_clear()
+    get_settings.cache_clear()

@@ -1,0 +1,119 @@
+"""The ``cohort`` command: run the local platform and the demo."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+
+from cohort.local.platform import LocalPlatform, PlatformState, process_alive
+
+app = typer.Typer(
+    help="Cohort: federated learning and robustness evaluation.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+Home = Annotated[Path, typer.Option(envvar="COHORT_HOME", help="Where state and logs live")]
+DEFAULT_HOME = Path(".cohort")
+
+
+@app.command()
+def up(
+    home: Home = DEFAULT_HOME,
+    emulator_port: Annotated[int | None, typer.Option(help="Default: a free port")] = None,
+    port: Annotated[int | None, typer.Option(help="Orchestrator port; default: a free port")] = None,
+) -> None:
+    """Start the emulator, provision every resource and run the orchestrator, until Ctrl-C."""
+    existing = PlatformState.load(home)
+    if existing and process_alive(existing.pids.get("platform", -1)):
+        raise typer.BadParameter(
+            f"already running (pid {existing.pids['platform']}); run 'cohort down' first"
+        )
+    platform = LocalPlatform(home, emulator_port, port)
+    stop = False
+
+    def request_stop(*_: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        state = platform.start()
+        typer.echo(f"emulator      {state.emulator_url}")
+        typer.echo(f"orchestrator  {state.orchestrator_url}  (docs at /docs, metrics at /metrics)")
+        typer.echo(f"user pool     {state.user_pool_id}, client {state.user_pool_client_id}")
+        typer.echo(f"logs          {platform.log_dir}")
+        typer.echo("Ctrl-C or 'cohort down' stops everything.")
+        while not stop:
+            time.sleep(0.2)
+    finally:
+        platform.stop()
+        typer.echo("stopped")
+
+
+@app.command()
+def down(home: Home = DEFAULT_HOME) -> None:
+    """Stop a running 'cohort up' and every process it started."""
+    state = PlatformState.load(home)
+    if state is None:
+        typer.echo("nothing is running")
+        return
+    platform_pid = state.pids.get("platform", -1)
+    if process_alive(platform_pid):
+        os.kill(platform_pid, signal.SIGTERM)
+        for _ in range(150):
+            if not process_alive(platform_pid):
+                break
+            time.sleep(0.2)
+    for pid in state.pids.values():  # anything left behind by a killed 'cohort up'
+        if process_alive(pid):
+            os.kill(pid, signal.SIGTERM)
+    (home / "state.json").unlink(missing_ok=True)
+    typer.echo("stopped")
+
+
+@app.command()
+def status(home: Home = DEFAULT_HOME) -> None:
+    """Show what is running and where."""
+    state = PlatformState.load(home)
+    if state is None:
+        typer.echo("not running; start it with 'cohort up'")
+        raise typer.Exit(1)
+    endpoints = {
+        "emulator": f"{state.emulator_url}/moto-api/",
+        "orchestrator": f"{state.orchestrator_url}/healthz",
+    }
+    for name, pid in state.pids.items():
+        health = ""
+        if name in endpoints:
+            try:
+                health = "healthy" if httpx.get(endpoints[name], timeout=2).status_code < 500 else "unhealthy"
+            except httpx.TransportError:
+                health = "not answering"
+        alive = "running" if process_alive(pid) else "stopped"
+        url = {"emulator": state.emulator_url, "orchestrator": state.orchestrator_url}.get(name, "")
+        typer.echo(f"{name:<13} pid {pid:<8} {alive:<8} {health:<14} {url}")
+    typer.echo(
+        f"user pool     {state.user_pool_id}, client {state.user_pool_client_id}, region {state.region}"
+    )
+
+
+@app.command()
+def demo(
+    home: Annotated[Path, typer.Option(help="Where state and logs live")] = Path(".cohort/demo"),
+) -> None:
+    """Run the end-to-end demo on a fresh local platform."""
+    from cohort.local.demo import main
+
+    main(home)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""Domain layer: records, model format and errors. No HTTP here."""

@@ -1,0 +1,167 @@
+"""Model architectures as JSON: a sequence of layers from an allow-list.
+
+A spec is data, never code, so building a model from one cannot execute
+anything a user wrote. Shapes are checked on the ``meta`` device before any
+memory is allocated.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from torch import nn
+
+from cohort.domain.errors import InvalidInput, describe_validation_error
+
+MAX_PARAMETERS = 50_000_000
+MAX_LAYERS = 64
+
+PositiveInt = Annotated[int, Field(ge=1, le=65_536)]
+KernelSize = Annotated[int, Field(ge=1, le=31)]
+
+
+class _Layer(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Linear(_Layer):
+    type: Literal["Linear"]
+    in_features: PositiveInt
+    out_features: PositiveInt
+    bias: bool = True
+
+    def build(self) -> nn.Module:
+        return nn.Linear(self.in_features, self.out_features, bias=self.bias)
+
+
+class Conv2d(_Layer):
+    type: Literal["Conv2d"]
+    in_channels: PositiveInt
+    out_channels: PositiveInt
+    kernel_size: KernelSize
+    stride: Annotated[int, Field(ge=1, le=16)] = 1
+    padding: Annotated[int, Field(ge=0, le=16)] = 0
+    bias: bool = True
+
+    def build(self) -> nn.Module:
+        return nn.Conv2d(
+            self.in_channels,
+            self.out_channels,
+            self.kernel_size,
+            stride=self.stride,
+            padding=self.padding,
+            bias=self.bias,
+        )
+
+
+class MaxPool2d(_Layer):
+    type: Literal["MaxPool2d"]
+    kernel_size: KernelSize
+    stride: Annotated[int, Field(ge=1, le=16)] | None = None
+
+    def build(self) -> nn.Module:
+        return nn.MaxPool2d(self.kernel_size, stride=self.stride)
+
+
+class AvgPool2d(_Layer):
+    type: Literal["AvgPool2d"]
+    kernel_size: KernelSize
+    stride: Annotated[int, Field(ge=1, le=16)] | None = None
+
+    def build(self) -> nn.Module:
+        return nn.AvgPool2d(self.kernel_size, stride=self.stride)
+
+
+class BatchNorm1d(_Layer):
+    type: Literal["BatchNorm1d"]
+    num_features: PositiveInt
+
+    def build(self) -> nn.Module:
+        return nn.BatchNorm1d(self.num_features)
+
+
+class BatchNorm2d(_Layer):
+    type: Literal["BatchNorm2d"]
+    num_features: PositiveInt
+
+    def build(self) -> nn.Module:
+        return nn.BatchNorm2d(self.num_features)
+
+
+class Dropout(_Layer):
+    type: Literal["Dropout"]
+    p: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.5
+
+    def build(self) -> nn.Module:
+        return nn.Dropout(self.p)
+
+
+class Flatten(_Layer):
+    type: Literal["Flatten"]
+
+    def build(self) -> nn.Module:
+        return nn.Flatten()
+
+
+class _Activation(_Layer):
+    type: Literal["ReLU", "Tanh", "Sigmoid", "GELU"]
+
+    def build(self) -> nn.Module:
+        return {"ReLU": nn.ReLU, "Tanh": nn.Tanh, "Sigmoid": nn.Sigmoid, "GELU": nn.GELU}[self.type]()
+
+
+Layer = Annotated[
+    Linear | Conv2d | MaxPool2d | AvgPool2d | BatchNorm1d | BatchNorm2d | Dropout | Flatten | _Activation,
+    Field(discriminator="type"),
+]
+
+
+class ArchitectureSpec(BaseModel):
+    """A classifier: inputs of ``input_shape`` (without the batch axis) to ``num_classes`` logits."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input_shape: Annotated[list[PositiveInt], Field(min_length=1, max_length=3)]
+    num_classes: Annotated[int, Field(ge=2, le=100_000)]
+    layers: Annotated[list[Layer], Field(min_length=1, max_length=MAX_LAYERS)]
+
+    @model_validator(mode="after")
+    def _shapes_fit(self) -> ArchitectureSpec:
+        with torch.device("meta"):
+            module = self._assemble()
+            count = sum(p.numel() for p in module.parameters())
+            if count > MAX_PARAMETERS:
+                raise ValueError(f"the model has {count:,} parameters; the limit is {MAX_PARAMETERS:,}")
+            shape = [2, *self.input_shape]  # batch of 2 so BatchNorm accepts it
+            x = torch.empty(shape)
+            for position, layer in enumerate(module):
+                try:
+                    x = layer(x)
+                except RuntimeError as exc:
+                    kind = self.layers[position].type
+                    raise ValueError(
+                        f"layer {position} ({kind}) cannot take input of shape {list(x.shape[1:])}: "
+                        f"{str(exc).splitlines()[0]}"
+                    ) from None
+        if list(x.shape) != [2, self.num_classes]:
+            raise ValueError(
+                f"the last layer outputs shape {list(x.shape[1:])}, but num_classes is {self.num_classes}"
+            )
+        return self
+
+    def _assemble(self) -> nn.Sequential:
+        return nn.Sequential(*(layer.build() for layer in self.layers))
+
+    def build(self) -> nn.Sequential:
+        """A freshly initialised module on the CPU."""
+        return self._assemble()
+
+
+def parse_architecture(document: object) -> ArchitectureSpec:
+    """Validate a JSON document as a spec, raising InvalidInput with the first problem."""
+    try:
+        return ArchitectureSpec.model_validate(document)
+    except ValidationError as exc:
+        raise InvalidInput(f"invalid architecture: {describe_validation_error(exc)}") from None

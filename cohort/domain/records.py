@@ -1,0 +1,292 @@
+"""DynamoDB records (pynamodb).
+
+Every request path reaches its data through a key or an index: each query the
+API makes has an index below. Table names, region and endpoint are bound at
+start-up by :func:`bind_tables`, never at import.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    JSONAttribute,
+    ListAttribute,
+    MapAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.models import Model
+
+from cohort.catalogue import Table
+from cohort.settings import Settings
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Record(Model):
+    class Meta:
+        billing_mode = "PAY_PER_REQUEST"
+
+
+def _owner_index(record: str) -> type[GlobalSecondaryIndex]:
+    class OwnerIndex(GlobalSecondaryIndex):
+        class Meta:
+            index_name = "owner-index"
+            projection = AllProjection()
+
+        owner_id = UnicodeAttribute(hash_key=True)
+        created_at = UTCDateTimeAttribute(range_key=True)
+
+    OwnerIndex.__name__ = f"{record}OwnerIndex"
+    return OwnerIndex
+
+
+class Role(StrEnum):
+    SCIENTIST = "scientist"
+    APP_DEVELOPER = "app_developer"
+
+
+class UserRecord(_Record):
+    class Meta(_Record.Meta):
+        table = Table.USERS
+
+    user_id = UnicodeAttribute(hash_key=True)  # Cognito sub
+    email = UnicodeAttribute()
+    role = UnicodeAttribute()
+    created_at = UTCDateTimeAttribute(default=utcnow)
+
+
+class ApiKeyRecord(_Record):
+    """An app's API key, stored only as its SHA-256 digest."""
+
+    class Meta(_Record.Meta):
+        table = Table.API_KEYS
+
+    class DatasetIndex(GlobalSecondaryIndex):
+        class Meta:
+            index_name = "dataset-index"
+            projection = KeysOnlyProjection()
+
+        dataset_id = UnicodeAttribute(hash_key=True)
+
+    key_hash = UnicodeAttribute(hash_key=True)
+    key_id = UnicodeAttribute()  # public, shown in listings
+    dataset_id = UnicodeAttribute()
+    owner_id = UnicodeAttribute()
+    created_at = UTCDateTimeAttribute(default=utcnow)
+    revoked = BooleanAttribute(default=False)
+    by_dataset = DatasetIndex()
+
+
+class DatasetStatus(StrEnum):
+    REGISTERED = "registered"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class DatasetRecord(_Record):
+    class Meta(_Record.Meta):
+        table = Table.DATASETS
+        stream_view_type = "NEW_IMAGE"
+
+    class StatusIndex(GlobalSecondaryIndex):
+        """Lets scientists browse the catalogue of datasets without a scan."""
+
+        class Meta:
+            index_name = "status-index"
+            projection = AllProjection()
+
+        status = UnicodeAttribute(hash_key=True)
+        created_at = UTCDateTimeAttribute(range_key=True)
+
+    OwnerIndex = _owner_index("Dataset")
+
+    dataset_id = UnicodeAttribute(hash_key=True)
+    owner_id = UnicodeAttribute()
+    app_name = UnicodeAttribute()
+    attributes = JSONAttribute()
+    status = UnicodeAttribute(default=DatasetStatus.REGISTERED)
+    created_at = UTCDateTimeAttribute(default=utcnow)
+    by_owner = OwnerIndex()
+    by_status = StatusIndex()
+
+
+class ModelStatus(StrEnum):
+    AWAITING_UPLOAD = "awaiting_upload"
+    READY = "ready"
+
+
+class ModelRecord(_Record):
+    class Meta(_Record.Meta):
+        table = Table.MODELS
+
+    OwnerIndex = _owner_index("Model")
+
+    model_id = UnicodeAttribute(hash_key=True)
+    owner_id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    architecture = JSONAttribute()
+    weights_key = UnicodeAttribute()
+    parameter_count = NumberAttribute()
+    status = UnicodeAttribute(default=ModelStatus.AWAITING_UPLOAD)
+    created_at = UTCDateTimeAttribute(default=utcnow)
+    by_owner = OwnerIndex()
+
+
+class JobStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+OPEN_JOB_STATUSES = (JobStatus.PENDING, JobStatus.RUNNING)
+
+
+class TrainingJobRecord(_Record):
+    class Meta(_Record.Meta):
+        table = Table.JOBS
+
+    class DatasetStatusIndex(GlobalSecondaryIndex):
+        """Devices list the open jobs of their app through this index."""
+
+        class Meta:
+            index_name = "dataset-status-index"
+            projection = AllProjection()
+
+        dataset_id = UnicodeAttribute(hash_key=True)
+        status = UnicodeAttribute(range_key=True)
+
+    OwnerIndex = _owner_index("Job")
+
+    job_id = UnicodeAttribute(hash_key=True)
+    owner_id = UnicodeAttribute()
+    model_id = UnicodeAttribute()
+    dataset_id = UnicodeAttribute()
+    client_config = JSONAttribute()
+    server_config = JSONAttribute()
+    status = UnicodeAttribute(default=JobStatus.PENDING)
+    status_reason = UnicodeAttribute(null=True)
+    node_url = UnicodeAttribute(null=True)
+    node_ref = UnicodeAttribute(null=True)  # launcher-specific handle: a pid or a task ARN
+    current_round = NumberAttribute(default=1)
+    round_attempt = NumberAttribute(default=1)
+    global_weights_key = UnicodeAttribute()  # the model the current round trains
+    trained_weights_key = UnicodeAttribute(null=True)
+    created_at = UTCDateTimeAttribute(default=utcnow)
+    updated_at = UTCDateTimeAttribute(default=utcnow)
+    by_owner = OwnerIndex()
+    by_dataset_status = DatasetStatusIndex()
+
+
+class RoundStatus(StrEnum):
+    OPEN = "open"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class RoundAttemptFailure(MapAttribute):
+    attempt = NumberAttribute()
+    reason = UnicodeAttribute()
+    failed_at = UTCDateTimeAttribute()
+
+
+class RoundRecord(_Record):
+    class Meta(_Record.Meta):
+        table = Table.ROUNDS
+
+    job_id = UnicodeAttribute(hash_key=True)
+    round_number = NumberAttribute(range_key=True)
+    attempt = NumberAttribute(default=1)
+    status = UnicodeAttribute(default=RoundStatus.OPEN)
+    opened_at = UTCDateTimeAttribute(default=utcnow)
+    deadline = UTCDateTimeAttribute()
+    closed_at = UTCDateTimeAttribute(null=True)
+    reports = NumberAttribute(default=0)
+    samples = NumberAttribute(default=0)
+    loss = NumberAttribute(null=True)  # sample-weighted means of what devices reported
+    accuracy = NumberAttribute(null=True)
+    checkpoint_key = UnicodeAttribute(null=True)
+    failures = ListAttribute(of=RoundAttemptFailure, default=list)
+
+
+class ParticipationStatus(StrEnum):
+    ASSIGNED = "assigned"
+    REPORTED = "reported"
+
+
+class ParticipationRecord(_Record):
+    """One device's slot in one attempt of one round."""
+
+    class Meta(_Record.Meta):
+        table = Table.PARTICIPATIONS
+
+    job_id = UnicodeAttribute(hash_key=True)
+    slot = UnicodeAttribute(range_key=True)  # see participation_slot()
+    request_key = UnicodeAttribute()
+    device_id = UnicodeAttribute()
+    round_number = NumberAttribute()
+    attempt = NumberAttribute()
+    status = UnicodeAttribute(default=ParticipationStatus.ASSIGNED)
+    assigned_at = UTCDateTimeAttribute(default=utcnow)
+    reported_at = UTCDateTimeAttribute(null=True)
+    num_samples = NumberAttribute(null=True)
+    loss = NumberAttribute(null=True)
+    accuracy = NumberAttribute(null=True)
+    update_key = UnicodeAttribute(null=True)
+    expires_at = TTLAttribute(null=True)
+
+
+def attempt_prefix(round_number: int, attempt: int) -> str:
+    return f"{round_number:06d}#{attempt:03d}#"
+
+
+def participation_slot(round_number: int, attempt: int, request_key: str) -> str:
+    """Sort key that lets one query fetch every slot of a round attempt."""
+    return attempt_prefix(round_number, attempt) + request_key
+
+
+class EvaluationRecord(_Record):
+    class Meta(_Record.Meta):
+        table = Table.EVALUATIONS
+
+    OwnerIndex = _owner_index("Evaluation")
+
+    evaluation_id = UnicodeAttribute(hash_key=True)
+    owner_id = UnicodeAttribute()
+    model_id = UnicodeAttribute()
+    status = UnicodeAttribute()
+    request = JSONAttribute()
+    summary = JSONAttribute(null=True)
+    report_key = UnicodeAttribute(null=True)
+    created_at = UTCDateTimeAttribute(default=utcnow)
+    by_owner = OwnerIndex()
+
+
+ALL_RECORDS: tuple[type[_Record], ...] = (
+    UserRecord,
+    ApiKeyRecord,
+    DatasetRecord,
+    ModelRecord,
+    TrainingJobRecord,
+    RoundRecord,
+    ParticipationRecord,
+    EvaluationRecord,
+)
+
+
+def bind_tables(settings: Settings) -> None:
+    """Point every record class at this deployment's tables."""
+    for record in ALL_RECORDS:
+        record.Meta.table_name = settings.catalogue.table(record.Meta.table)
+        record.Meta.region = settings.aws_region
+        record.Meta.host = settings.aws_endpoint_url
+        record._connection = None

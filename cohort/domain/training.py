@@ -1,0 +1,71 @@
+"""What a scientist asks of a federated training job, and what a device reports of itself."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from cohort.federated.rounds import RoundPolicy
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ClientConfig(_Strict):
+    """How each device trains in a round."""
+
+    batch_size: Annotated[int, Field(ge=1, le=4096)] = 32
+    learning_rate: Annotated[float, Field(gt=0.0, le=10.0)] = 0.05
+    local_epochs: Annotated[int, Field(ge=1, le=100)] = 1
+    momentum: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+
+
+class ServerConfig(_Strict):
+    """How the FL node runs rounds."""
+
+    rounds: Annotated[int, Field(ge=1, le=10_000)] = 10
+    min_reports: Annotated[int, Field(ge=1, le=100_000)] = 2
+    max_reports: Annotated[int, Field(ge=1, le=100_000)] = 10
+    cohort_size: Annotated[int, Field(ge=1, le=100_000)] | None = Field(
+        None,
+        description="Devices admitted per round; defaults to max_reports. Over-select to absorb dropouts.",
+    )
+    round_deadline_seconds: Annotated[float, Field(gt=0.0, le=86_400.0)] = 60.0
+    max_round_attempts: Annotated[int, Field(ge=1, le=20)] = 3
+    min_battery: Annotated[float, Field(ge=0.0, le=1.0)] = 0.2
+    require_unmetered_network: bool = False
+
+    @model_validator(mode="after")
+    def _bounds_are_ordered(self) -> ServerConfig:
+        if self.min_reports > self.max_reports:
+            raise ValueError(f"min_reports ({self.min_reports}) exceeds max_reports ({self.max_reports})")
+        if self.cohort_size is not None and self.cohort_size < self.max_reports:
+            raise ValueError(f"cohort_size ({self.cohort_size}) is below max_reports ({self.max_reports})")
+        return self
+
+    @property
+    def policy(self) -> RoundPolicy:
+        return RoundPolicy(
+            min_reports=self.min_reports,
+            max_reports=self.max_reports,
+            cohort_size=self.cohort_size or self.max_reports,
+            deadline_seconds=self.round_deadline_seconds,
+        )
+
+
+class Availability(_Strict):
+    battery: Annotated[float, Field(ge=0.0, le=1.0)]
+    charging: bool
+    network: Literal["wifi", "ethernet", "cellular", "none"]
+
+    def ineligibility(self, config: ServerConfig) -> str | None:
+        """Why this device may not train now, or None if it may."""
+        if self.network == "none":
+            return "the device is offline"
+        if config.require_unmetered_network and self.network == "cellular":
+            return "this job trains only on unmetered networks"
+        if not self.charging and self.battery < config.min_battery:
+            return f"battery below {config.min_battery:.0%} and not charging"
+        return None

@@ -1,0 +1,1 @@
+"""Federated learning: rounds, aggregation, the FL node, devices and the simulator."""

@@ -1,0 +1,152 @@
+"""The device side of the protocol, over HTTP: what the app's embedded client does.
+
+1. trade the API key and device id for a device token;
+2. list the app's open jobs and take the node URL from there;
+3. ask the node for a cycle; if accepted, download the model, train on local
+   data and report the delta; if rejected, wait ``retry_after`` and ask again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import httpx
+
+from cohort.datasets.digits import Split
+from cohort.domain.architecture import ArchitectureSpec
+from cohort.domain.training import Availability, ClientConfig
+from cohort.domain.weights import TensorSignature, decode, encode
+from cohort.federated.training import train_locally
+
+log = logging.getLogger(__name__)
+
+_TOKEN_REFRESH_MARGIN = 30.0
+_MAX_TRANSPORT_RETRIES = 5
+# A report for a round that has closed (or an attempt that failed) is refused
+# with one of these; the device simply asks for the next cycle.
+_ROUND_MOVED_ON = (404, 409)
+
+
+class DeviceError(RuntimeError):
+    """The platform refused a request; the message carries its reason."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class ParticipationStats:
+    rounds_trained: int = 0
+    rejections: int = 0
+    late_reports: int = 0
+    outcome: str = ""
+    rounds: list[int] = field(default_factory=list)
+
+
+class DeviceClient:
+    def __init__(
+        self,
+        orchestrator_url: str,
+        api_key: str,
+        device_id: str,
+        data: Split,
+        availability: Availability | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self.device_id = device_id
+        self._orchestrator_url = orchestrator_url.rstrip("/")
+        self._api_key = api_key
+        self._data = data
+        self._availability = availability or Availability(battery=0.9, charging=True, network="wifi")
+        self._http = httpx.Client(timeout=timeout)
+        self._token = ""
+        self._token_expires_at = 0.0
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- authentication ---------------------------------------------------------------
+    def _bearer(self) -> dict[str, str]:
+        if time.time() > self._token_expires_at - _TOKEN_REFRESH_MARGIN:
+            body = self._call(
+                "POST",
+                f"{self._orchestrator_url}/v1/devices/token",
+                json={"api_key": self._api_key, "device_id": self.device_id},
+                authenticated=False,
+            ).json()
+            self._token = body["token"]
+            self._token_expires_at = time.time() + body["expires_in"]
+        return {"Authorization": f"Bearer {self._token}"}
+
+    def _call(self, method: str, url: str, *, authenticated: bool = True, **kwargs: object) -> httpx.Response:
+        for attempt in range(_MAX_TRANSPORT_RETRIES):
+            headers = self._bearer() if authenticated else {}
+            try:
+                response = self._http.request(method, url, headers=headers, **kwargs)  # type: ignore[arg-type]
+            except httpx.TransportError as exc:
+                if attempt == _MAX_TRANSPORT_RETRIES - 1:
+                    raise DeviceError(f"{method} {url} failed: {exc}") from exc
+                time.sleep(0.2 * 2**attempt)
+                continue
+            if response.status_code == 401 and authenticated and attempt == 0:
+                self._token_expires_at = 0.0  # expired or rotated: fetch a new token once
+                continue
+            if response.is_error:
+                raise DeviceError(
+                    f"{method} {url}: {response.status_code} {response.text[:300]}", response.status_code
+                )
+            return response
+        raise DeviceError(f"{method} {url} kept failing")
+
+    # -- protocol ---------------------------------------------------------------------
+    def open_jobs(self) -> list[dict]:
+        return self._call("GET", f"{self._orchestrator_url}/v1/devices/jobs").json()
+
+    def participate(self, node_url: str, *, max_seconds: float, seed: int = 0) -> ParticipationStats:
+        """Take part in rounds until the job ends or ``max_seconds`` pass."""
+        stats = ParticipationStats()
+        give_up_at = time.monotonic() + max_seconds
+        while time.monotonic() < give_up_at:
+            cycle = self._call(
+                "POST", f"{node_url}/cycle", json={"availability": self._availability.model_dump()}
+            ).json()
+            if cycle["status"] == "finished":
+                stats.outcome = cycle["reason"]
+                return stats
+            if cycle["status"] == "rejected":
+                stats.rejections += 1
+                time.sleep(min(cycle["retry_after"], max(give_up_at - time.monotonic(), 0)))
+                continue
+            try:
+                self._train_and_report(node_url, cycle, seed + stats.rounds_trained)
+            except DeviceError as exc:
+                if exc.status not in _ROUND_MOVED_ON:
+                    raise
+                stats.late_reports += 1  # the round closed while this device trained
+                continue
+            stats.rounds_trained += 1
+            stats.rounds.append(cycle["round"])
+        stats.outcome = "gave up: time limit reached"
+        return stats
+
+    def _train_and_report(self, node_url: str, cycle: dict, seed: int) -> None:
+        architecture = ArchitectureSpec.model_validate(cycle["architecture"])
+        model = architecture.build()
+        # The model URL is a presigned S3 URL: no bearer token goes with it.
+        download = self._http.get(cycle["model_url"])
+        if download.is_error:
+            raise DeviceError(f"model download failed: {download.status_code}")
+        weights = decode(download.content, TensorSignature.of(model), what="the round's model")
+        result = train_locally(
+            model, weights, self._data, ClientConfig.model_validate(cycle["client_config"]), seed
+        )
+        receipt = self._call(
+            "PUT",
+            f"{node_url}/reports/{cycle['request_key']}",
+            params={"num_samples": result.num_samples, "loss": result.loss, "accuracy": result.accuracy},
+            content=encode(result.delta),
+        )
+        log.debug("device %s reported round %s: %s", self.device_id, cycle["round"], receipt.json())

@@ -1,0 +1,295 @@
+"""The FL node: runs the rounds of one training job.
+
+State transitions happen under one lock; work that can be slow (decoding and
+storing an update) happens outside it. Anything the node has accepted is in S3
+and DynamoDB before the device hears so, and :meth:`FederatedNode.start`
+rebuilds the open round from there after a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from prometheus_client import Counter, Gauge
+from pydantic import BaseModel, Field
+
+from cohort.domain.architecture import ArchitectureSpec, parse_architecture
+from cohort.domain.errors import Conflict, Forbidden, InvalidInput
+from cohort.domain.records import JobStatus, ParticipationStatus, RoundRecord, TrainingJobRecord
+from cohort.domain.training import Availability, ClientConfig, ServerConfig
+from cohort.domain.weights import Tensors, TensorSignature, decode
+from cohort.federated.aggregation import StreamingFedAvg
+from cohort.federated.node_store import NodeStore
+from cohort.federated.rounds import Assignment, Outcome, Rejection, RoundState
+
+log = logging.getLogger(__name__)
+
+CYCLES = Counter("cohort_node_cycle_requests_total", "Cycle requests", ["outcome"])
+REPORTS = Counter("cohort_node_reports_total", "Device reports", ["outcome"])
+ROUNDS = Counter("cohort_node_rounds_total", "Closed round attempts", ["outcome"])
+CURRENT_ROUND = Gauge("cohort_node_current_round", "Round in progress")
+
+MAX_SAMPLES_PER_REPORT = 10_000_000
+
+
+class CycleAccepted(BaseModel):
+    status: Literal["accepted"] = "accepted"
+    request_key: str
+    round: int
+    deadline: float = Field(description="Unix time by which the report must arrive")
+    model_url: str = Field(description="Presigned URL of the round's model, in safetensors")
+    architecture: ArchitectureSpec
+    client_config: ClientConfig
+
+
+class CycleRejected(BaseModel):
+    status: Literal["rejected", "finished"] = "rejected"
+    reason: str
+    retry_after: float | None = Field(description="Seconds to wait before asking again; null once finished")
+
+
+class ReportReceipt(BaseModel):
+    status: Literal["accepted", "duplicate"]
+    round: int
+
+
+@dataclass(frozen=True)
+class DeviceReport:
+    num_samples: int
+    loss: float
+    accuracy: float
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.num_samples <= MAX_SAMPLES_PER_REPORT:
+            raise InvalidInput(f"num_samples must be between 1 and {MAX_SAMPLES_PER_REPORT:,}")
+        if not (math.isfinite(self.loss) and self.loss >= 0):
+            raise InvalidInput("loss must be a finite, non-negative number")
+        if not 0.0 <= self.accuracy <= 1.0:
+            raise InvalidInput("accuracy must lie between 0 and 1")
+
+
+class _RoundTally:
+    """The running aggregate and metrics of the open round attempt."""
+
+    def __init__(self, signature: TensorSignature) -> None:
+        self.fedavg = StreamingFedAvg(signature)
+        self.loss_sum = 0.0
+        self.accuracy_sum = 0.0
+
+    def add(self, delta: Tensors, report: DeviceReport) -> None:
+        self.fedavg.add(delta, report.num_samples)
+        self.loss_sum += report.loss * report.num_samples
+        self.accuracy_sum += report.accuracy * report.num_samples
+
+
+class FederatedNode:
+    def __init__(self, store: NodeStore, clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.finished = threading.Event()
+
+    # -- start-up and resume ------------------------------------------------------
+    def start(self) -> None:
+        job = self._store.job()
+        self._job = job
+        if job.status not in (JobStatus.PENDING, JobStatus.RUNNING):
+            self.finished.set()
+            return
+        model = self._store.model(job.model_id)
+        self._architecture = parse_architecture(model.architecture)
+        self._signature = TensorSignature.of(self._architecture.build())
+        self._client_config = ClientConfig.model_validate(job.client_config)
+        self._server_config = ServerConfig.model_validate(job.server_config)
+        self._global_weights = self._store.read_weights(job.global_weights_key, self._signature)
+        self._model_key = job.global_weights_key
+        self._store.mark_running(job)
+        record = self._store.round(job.current_round)
+        if record is not None and record.status == "open" and record.attempt == job.round_attempt:
+            self._resume(record)
+        else:
+            self._open(job.current_round, job.round_attempt)
+        log.info(
+            "node for job %s at round %s, attempt %s", job.job_id, self._state.number, self._state.attempt
+        )
+
+    def _open(self, round_number: int, attempt: int) -> None:
+        now = self._clock()
+        policy = self._server_config.policy
+        self._state = RoundState(round_number, attempt, policy, opened_at=now)
+        self._record = self._store.open_round(round_number, attempt, now, self._state.deadline)
+        self._tally = _RoundTally(self._signature)
+        CURRENT_ROUND.set(round_number)
+
+    def _resume(self, record: RoundRecord) -> None:
+        """Rebuild the open attempt, folding again every update already accepted."""
+        self._record = record
+        self._state = RoundState(
+            record.round_number,
+            record.attempt,
+            self._server_config.policy,
+            opened_at=record.opened_at.timestamp(),
+        )
+        self._tally = _RoundTally(self._signature)
+        for slot in self._store.participations(record.round_number, record.attempt):
+            self._state.assignments[slot.device_id] = slot.request_key
+            if slot.status == ParticipationStatus.REPORTED:
+                delta = self._store.read_update(slot.update_key, self._signature)
+                report = DeviceReport(int(slot.num_samples), float(slot.loss), float(slot.accuracy))
+                self._tally.add(delta, report)
+                self._state.record_report(slot.request_key)
+        CURRENT_ROUND.set(record.round_number)
+
+    # -- device requests ---------------------------------------------------------------
+    def _check_dataset(self, dataset_id: str) -> None:
+        if dataset_id != self._job.dataset_id:
+            raise Forbidden("this device's app does not take part in this job")
+
+    def request_cycle(
+        self, device_id: str, dataset_id: str, availability: Availability
+    ) -> CycleAccepted | CycleRejected:
+        self._check_dataset(dataset_id)
+        with self._lock:
+            if self.finished.is_set():
+                CYCLES.labels("finished").inc()
+                return CycleRejected(
+                    status="finished", reason=f"the job is {self._job.status}", retry_after=None
+                )
+            reason = availability.ineligibility(self._server_config)
+            if reason:
+                CYCLES.labels("ineligible").inc()
+                return CycleRejected(reason=reason, retry_after=60.0)
+            state = self._state
+            decision = state.assign(device_id, self._clock(), _new_request_key)
+            if isinstance(decision, Rejection):
+                CYCLES.labels("rejected").inc()
+                return CycleRejected(reason=decision.reason, retry_after=decision.retry_after)
+            self._store.assign(state.number, state.attempt, device_id, decision.request_key)
+            CYCLES.labels("accepted").inc()
+            return self._accepted(decision)
+
+    def _accepted(self, assignment: Assignment) -> CycleAccepted:
+        return CycleAccepted(
+            request_key=assignment.request_key,
+            round=self._state.number,
+            deadline=assignment.deadline,
+            model_url=self._store.model_url(self._model_key),
+            architecture=self._architecture,
+            client_config=self._client_config,
+        )
+
+    def submit_report(
+        self, device_id: str, dataset_id: str, request_key: str, report: DeviceReport, body: bytes
+    ) -> ReportReceipt:
+        self._check_dataset(dataset_id)
+        delta = decode(body, self._signature, what="the update")
+        with self._lock:
+            state = self._current_for_report(device_id, request_key)
+            if state is None:
+                REPORTS.labels("duplicate").inc()
+                return ReportReceipt(status="duplicate", round=self._state.number)
+        # Stored before it counts, outside the lock: S3 may be slow for big models.
+        key = self._store.store_update(state.number, state.attempt, request_key, body)
+        with self._lock:
+            if self._current_for_report(device_id, request_key) is not state:
+                REPORTS.labels("duplicate").inc()
+                return ReportReceipt(status="duplicate", round=state.number)
+            first = self._store.mark_reported(
+                state.number,
+                state.attempt,
+                request_key,
+                num_samples=report.num_samples,
+                loss=report.loss,
+                accuracy=report.accuracy,
+                key=key,
+            )
+            if not first:
+                REPORTS.labels("duplicate").inc()
+                return ReportReceipt(status="duplicate", round=state.number)
+            self._tally.add(delta, report)
+            state.record_report(request_key)
+            REPORTS.labels("accepted").inc()
+            self._close_if_due()
+            return ReportReceipt(status="accepted", round=state.number)
+
+    def _current_for_report(self, device_id: str, request_key: str) -> RoundState | None:
+        """The open round if this report belongs in it, None if already counted."""
+        if self.finished.is_set():
+            raise Conflict(f"the job is {self._job.status}; the report was not counted")
+        if self._state.check_report(device_id, request_key, self._clock()):
+            return self._state
+        return None
+
+    # -- closing rounds ----------------------------------------------------------------
+    def tick(self) -> None:
+        """Close the round if it is due; called on a timer so deadlines fire without reports."""
+        with self._lock:
+            if not self.finished.is_set():
+                self._close_if_due()
+
+    def seconds_to_deadline(self) -> float:
+        return max(self._state.deadline - self._clock(), 0.0)
+
+    def _close_if_due(self) -> None:
+        outcome = self._state.outcome(self._clock())
+        if outcome is Outcome.AGGREGATE:
+            self._aggregate()
+        elif outcome is Outcome.FAIL:
+            self._fail_attempt()
+
+    def _aggregate(self) -> None:
+        state, tally = self._state, self._tally
+        self._global_weights = tally.fedavg.apply_to(self._global_weights)
+        samples = tally.fedavg.total_weight
+        checkpoint = self._store.write_checkpoint(state.number, self._global_weights)
+        self._store.complete_round(
+            self._record,
+            reports=tally.fedavg.reports,
+            samples=samples,
+            loss=tally.loss_sum / samples,
+            accuracy=tally.accuracy_sum / samples,
+            checkpoint=checkpoint,
+        )
+        ROUNDS.labels("completed").inc()
+        self._model_key = checkpoint
+        log.info("round %s closed: %s reports, %s samples", state.number, tally.fedavg.reports, samples)
+        if state.number >= self._server_config.rounds:
+            self._finish(JobStatus.COMPLETED, f"trained for {state.number} rounds", checkpoint)
+            return
+        self._store.advance(self._job, state.number + 1, checkpoint)
+        self._open(state.number + 1, 1)
+
+    def _fail_attempt(self) -> None:
+        state = self._state
+        reports, quorum = len(state.reported), state.policy.min_reports
+        reason = f"quorum not met by the deadline: {reports} of {quorum} reports needed"
+        final = state.attempt >= self._server_config.max_round_attempts
+        self._store.fail_attempt(self._record, reason, final=final)
+        ROUNDS.labels("failed").inc()
+        log.warning("round %s attempt %s failed: %s", state.number, state.attempt, reason)
+        if final:
+            self._finish(
+                JobStatus.FAILED, f"round {state.number} failed {state.attempt} times: {reason}", None
+            )
+            return
+        self._store.retry(self._job, state.attempt + 1)
+        self._open(state.number, state.attempt + 1)
+
+    def _finish(self, status: JobStatus, reason: str, trained_key: str | None) -> None:
+        self._store.finish(self._job, status, reason, trained_key)
+        self.finished.set()
+
+    @property
+    def job(self) -> TrainingJobRecord:
+        return self._job
+
+
+def _new_request_key() -> str:
+    return secrets.token_urlsafe(18)

@@ -1,0 +1,142 @@
+"""The FL node's HTTP API and process entrypoint.
+
+Routes live under ``/jobs/{job_id}`` so that, on AWS, the internal load balancer
+can route each job's path to its own node.
+"""
+
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+import typer
+import uvicorn
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials
+from pydantic import BaseModel, ConfigDict
+from starlette.concurrency import run_in_threadpool
+
+from cohort.domain.records import bind_tables
+from cohort.domain.training import Availability
+from cohort.federated.node import CycleAccepted, CycleRejected, DeviceReport, FederatedNode, ReportReceipt
+from cohort.federated.node_store import NodeStore
+from cohort.services import http
+from cohort.services.auth import DeviceIdentity, DeviceTokens
+from cohort.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+# How often the deadline watcher wakes at most; it sleeps less when a deadline is nearer.
+_TICK_SECONDS = 0.25
+# After the last round, keep answering briefly so devices learn the job is over.
+_LINGER_SECONDS = 3.0
+
+
+class CycleRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    availability: Availability
+
+
+def create_node_app(job_id: str, on_finished: Callable[[], None] = lambda: None) -> FastAPI:
+    settings = get_settings()
+    tokens = DeviceTokens(settings)
+    node = FederatedNode(NodeStore(job_id))
+    stop_watching = threading.Event()
+
+    def watch_deadlines() -> None:
+        while not stop_watching.is_set():
+            if node.finished.wait(min(_TICK_SECONDS, node.seconds_to_deadline() + 0.01)):
+                stop_watching.wait(_LINGER_SECONDS)
+                on_finished()
+                return
+            try:
+                node.tick()
+            except Exception:
+                log.exception("closing the round failed; retrying on the next tick")
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        bind_tables(settings)
+        node.start()
+        watcher = threading.Thread(target=watch_deadlines, name="deadline-watcher", daemon=True)
+        watcher.start()
+        yield
+        stop_watching.set()
+        watcher.join(timeout=5)
+
+    def device(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(http.bearer_scheme)],
+    ) -> DeviceIdentity:
+        return tokens.verify(http.bearer_token(credentials))
+
+    Device = Annotated[DeviceIdentity, Depends(device)]
+    router = APIRouter(prefix=f"/jobs/{job_id}", tags=["devices"])
+
+    @router.post("/cycle", response_model=CycleAccepted | CycleRejected)
+    def request_cycle(body: CycleRequest, caller: Device) -> CycleAccepted | CycleRejected:
+        """Ask for a place in the current round."""
+        return node.request_cycle(caller.device_id, caller.dataset_id, body.availability)
+
+    @router.put(
+        "/reports/{request_key}",
+        response_model=ReportReceipt,
+        status_code=202,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+                "description": "The weight delta (trained minus received) in safetensors",
+            }
+        },
+    )
+    async def submit_report(
+        request: Request,
+        request_key: str,
+        caller: Device,
+        num_samples: Annotated[int, Query(ge=1)],
+        loss: Annotated[float, Query(ge=0)],
+        accuracy: Annotated[float, Query(ge=0, le=1)],
+    ) -> ReportReceipt:
+        """Report a round's update. Idempotent on the request key: a replay is counted once."""
+        body = await http.read_body(request, settings.max_update_bytes)
+        report = DeviceReport(num_samples=num_samples, loss=loss, accuracy=accuracy)
+        return await run_in_threadpool(
+            node.submit_report, caller.device_id, caller.dataset_id, request_key, report, body
+        )
+
+    app = FastAPI(
+        title="Cohort FL node",
+        description="PyGrid-style rounds for one training job.",
+        lifespan=lifespan,
+    )
+    app.include_router(router)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> Response:
+        return Response("ok")
+
+    http.configure(app, "fl-node")
+    return app
+
+
+def serve(
+    job_id: Annotated[str, typer.Option(help="The training job this node runs")],
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8080,
+) -> None:
+    """Run one FL node until its job completes or fails."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    server: uvicorn.Server | None = None
+
+    def stop() -> None:
+        if server is not None:
+            server.should_exit = True
+
+    app = create_node_app(job_id, on_finished=stop)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    server.run()
+
+
+if __name__ == "__main__":
+    typer.run(serve)

@@ -1,0 +1,1 @@
+"""The local platform: every Cohort service on one machine, on an embedded AWS emulator."""

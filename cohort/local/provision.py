@@ -1,0 +1,75 @@
+"""Create every resource in the catalogue on the emulator (the CDK does this on AWS)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from cohort import aws
+from cohort.catalogue import Bucket, Group, Queue
+from cohort.domain.records import ALL_RECORDS, bind_tables
+from cohort.settings import Settings
+
+_DLQ_MAX_RECEIVES = 5
+
+
+@dataclass(frozen=True)
+class UserPool:
+    pool_id: str
+    client_id: str
+
+
+def provision(settings: Settings) -> UserPool:
+    bind_tables(settings)
+    for record in ALL_RECORDS:
+        if not record.exists():
+            record.create_table(wait=True)
+    _create_buckets(settings)
+    _create_queues(settings)
+    return _create_user_pool(settings)
+
+
+def _create_buckets(settings: Settings) -> None:
+    s3 = aws.client("s3")
+    for bucket in Bucket:
+        s3.create_bucket(Bucket=settings.catalogue.bucket(bucket))
+
+
+def _create_queues(settings: Settings) -> None:
+    sqs = aws.client("sqs")
+    for queue in Queue:
+        dlq_url = sqs.create_queue(QueueName=settings.catalogue.dead_letter_queue(queue))["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(_DLQ_MAX_RECEIVES)}
+        sqs.create_queue(
+            QueueName=settings.catalogue.queue(queue), Attributes={"RedrivePolicy": json.dumps(redrive)}
+        )
+
+
+def _create_user_pool(settings: Settings) -> UserPool:
+    cognito = aws.client("cognito-idp")
+    pool = cognito.create_user_pool(
+        PoolName=settings.catalogue.user_pool,
+        UsernameAttributes=["email"],
+        AutoVerifiedAttributes=["email"],
+        Policies={
+            "PasswordPolicy": {
+                "MinimumLength": 12,
+                "RequireUppercase": True,
+                "RequireLowercase": True,
+                "RequireNumbers": True,
+                "RequireSymbols": True,
+            }
+        },
+        Schema=[{"Name": "role", "AttributeDataType": "String", "Mutable": False}],
+    )["UserPool"]
+    client = cognito.create_user_pool_client(
+        UserPoolId=pool["Id"],
+        ClientName=settings.catalogue.user_pool_client,
+        ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+    )["UserPoolClient"]
+    for group in Group:
+        cognito.create_group(GroupName=group.value, UserPoolId=pool["Id"])
+    return UserPool(pool_id=pool["Id"], client_id=client["ClientId"])

@@ -1,0 +1,129 @@
+"""A thin, typed client of the orchestrator's REST API."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+import torch
+from tqdm import tqdm
+
+from cohort import aws
+from cohort.domain.weights import encode
+
+
+class CohortError(RuntimeError):
+    """The API refused a request; ``status`` and ``detail`` say why."""
+
+    def __init__(self, status: int, detail: object) -> None:
+        super().__init__(f"{status}: {detail}")
+        self.status = status
+        self.detail = detail
+
+
+def sign_in(client_id: str, email: str, password: str) -> str:
+    """A Cognito ID token for the user, by the USER_PASSWORD_AUTH flow."""
+    result = aws.client("cognito-idp").initiate_auth(
+        ClientId=client_id,
+        AuthFlow="USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": email, "PASSWORD": password},
+    )
+    return result["AuthenticationResult"]["IdToken"]
+
+
+class CohortClient:
+    def __init__(self, base_url: str, id_token: str, timeout: float = 60.0) -> None:
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"), headers={"Authorization": f"Bearer {id_token}"}, timeout=timeout
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._http.request(method, path, **kwargs)
+        if response.is_error:
+            try:
+                detail = response.json().get("detail")
+            except ValueError:
+                detail = response.text
+            raise CohortError(response.status_code, detail)
+        return response.json()
+
+    # -- app developers ---------------------------------------------------------------
+    def register_dataset(self, app_name: str, attributes: list[dict]) -> dict:
+        return self._request("POST", "/v1/datasets", json={"app_name": app_name, "attributes": attributes})
+
+    def create_api_key(self, dataset_id: str) -> dict:
+        return self._request("POST", f"/v1/datasets/{dataset_id}/api-keys")
+
+    def datasets(self) -> list[dict]:
+        return self._request("GET", "/v1/datasets")
+
+    # -- scientists -------------------------------------------------------------------
+    def create_model(self, name: str, architecture: Mapping, weights: Mapping[str, torch.Tensor]) -> dict:
+        """Register, upload the weights through the presigned URL, and commit."""
+        created = self._request("POST", "/v1/models", json={"name": name, "architecture": dict(architecture)})
+        upload = httpx.put(
+            created["upload_url"],
+            content=encode(weights),
+            headers={"Content-Type": "application/octet-stream"},
+            timeout=self._http.timeout,
+        )
+        if upload.is_error:
+            raise CohortError(upload.status_code, f"weights upload failed: {upload.text[:300]}")
+        return self._request("POST", f"/v1/models/{created['model']['model_id']}/commit")
+
+    def models(self) -> list[dict]:
+        return self._request("GET", "/v1/models")
+
+    def model(self, model_id: str) -> dict:
+        return self._request("GET", f"/v1/models/{model_id}")
+
+    def start_training(
+        self, model_id: str, dataset_id: str, client_config: Mapping, server_config: Mapping
+    ) -> dict:
+        body = {
+            "model_id": model_id,
+            "dataset_id": dataset_id,
+            "client_config": dict(client_config),
+            "server_config": dict(server_config),
+        }
+        return self._request("POST", "/v1/jobs", json=body)
+
+    def job(self, job_id: str) -> dict:
+        return self._request("GET", f"/v1/jobs/{job_id}")
+
+    def jobs(self) -> list[dict]:
+        return self._request("GET", "/v1/jobs")
+
+    def wait_for_job(self, job_id: str, *, timeout: float = 600.0, progress: bool = True) -> dict:
+        """Poll until the job completes or fails, with a progress bar over rounds."""
+        job = self.job(job_id)
+        with tqdm(
+            total=job["total_rounds"], desc="federated rounds", unit="round", disable=not progress
+        ) as bar:
+            give_up_at = time.monotonic() + timeout
+            while time.monotonic() < give_up_at:
+                job = self.job(job_id)
+                done = [r for r in job["rounds"] if r["status"] == "completed"]
+                if len(done) > bar.n:
+                    bar.set_postfix(
+                        loss=f"{done[-1]['loss']:.3f}", acc=f"{done[-1]['accuracy']:.3f}", refresh=False
+                    )
+                    bar.update(len(done) - bar.n)
+                if job["status"] in ("completed", "failed"):
+                    return job
+                time.sleep(0.3)
+        raise TimeoutError(
+            f"job {job_id} did not finish within {timeout:.0f}s; its status is {job['status']}"
+        )
+
+    def download_trained_model(self, job_id: str) -> bytes:
+        link = self._request("GET", f"/v1/jobs/{job_id}/model")
+        response = httpx.get(link["url"], timeout=self._http.timeout)
+        if response.is_error:
+            raise CohortError(response.status_code, "trained model download failed")
+        return response.content

@@ -1,0 +1,1 @@
+"""Service layer: the orchestrator's use cases, authentication and launchers."""

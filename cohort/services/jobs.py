@@ -1,0 +1,192 @@
+"""Federated training jobs: start one, watch its rounds, fetch the trained model."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cohort.catalogue import Bucket, Group
+from cohort.domain.errors import Conflict, NotFound
+from cohort.domain.records import (
+    OPEN_JOB_STATUSES,
+    JobStatus,
+    ModelStatus,
+    RoundRecord,
+    TrainingJobRecord,
+    utcnow,
+)
+from cohort.domain.training import ClientConfig, ServerConfig
+from cohort.services import datasets, models, storage
+from cohort.services.auth import Principal
+from cohort.services.launcher import Launcher
+from cohort.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+
+class TrainingRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model_id: str
+    dataset_id: str
+    client_config: ClientConfig = ClientConfig()
+    server_config: ServerConfig = ServerConfig()
+
+
+class RoundView(BaseModel):
+    round: int
+    status: str
+    attempt: int
+    reports: int
+    samples: int
+    loss: float | None
+    accuracy: float | None
+    opened_at: str
+    closed_at: str | None
+    failures: list[str]
+
+    @classmethod
+    def of(cls, record: RoundRecord) -> RoundView:
+        return cls(
+            round=int(record.round_number),
+            status=record.status,
+            attempt=int(record.attempt),
+            reports=int(record.reports),
+            samples=int(record.samples),
+            loss=record.loss,
+            accuracy=record.accuracy,
+            opened_at=record.opened_at.isoformat(),
+            closed_at=record.closed_at.isoformat() if record.closed_at else None,
+            failures=[f"attempt {int(f.attempt)}: {f.reason}" for f in record.failures],
+        )
+
+
+class JobView(BaseModel):
+    job_id: str
+    model_id: str
+    dataset_id: str
+    status: JobStatus
+    status_reason: str | None
+    current_round: int
+    total_rounds: int
+    client_config: ClientConfig
+    server_config: ServerConfig
+    created_at: str
+    updated_at: str
+    rounds: list[RoundView] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, record: TrainingJobRecord, rounds: list[RoundView] | None = None) -> JobView:
+        server_config = ServerConfig.model_validate(record.server_config)
+        return cls(
+            job_id=record.job_id,
+            model_id=record.model_id,
+            dataset_id=record.dataset_id,
+            status=JobStatus(record.status),
+            status_reason=record.status_reason,
+            current_round=int(record.current_round),
+            total_rounds=server_config.rounds,
+            client_config=ClientConfig.model_validate(record.client_config),
+            server_config=server_config,
+            created_at=record.created_at.isoformat(),
+            updated_at=record.updated_at.isoformat(),
+            rounds=rounds or [],
+        )
+
+
+class OpenJob(BaseModel):
+    """What a device sees of a job it may join."""
+
+    job_id: str
+    node_url: str
+    current_round: int
+
+
+class Download(BaseModel):
+    url: str
+    expires_in: int
+
+
+def start(owner: Principal, request: TrainingRequest, launcher: Launcher) -> JobView:
+    owner.require(Group.SCIENTISTS)
+    model = models.owned(owner, request.model_id)
+    if model.status != ModelStatus.READY:
+        raise Conflict("the model's weights have not been committed; upload them and call commit first")
+    datasets.get(request.dataset_id)
+    job = TrainingJobRecord(
+        uuid.uuid4().hex,
+        owner_id=owner.user_id,
+        model_id=model.model_id,
+        dataset_id=request.dataset_id,
+        client_config=request.client_config.model_dump(mode="json"),
+        server_config=request.server_config.model_dump(mode="json"),
+        global_weights_key=model.weights_key,
+    )
+    job.save()
+    try:
+        node = launcher.launch(job.job_id)
+    except Exception as exc:
+        log.exception("launching the node for job %s failed", job.job_id)
+        job.update(
+            actions=[
+                TrainingJobRecord.status.set(JobStatus.FAILED),
+                TrainingJobRecord.status_reason.set(f"the FL node could not be started: {exc}"),
+            ]
+        )
+        raise
+    job.update(
+        actions=[
+            TrainingJobRecord.node_url.set(node.url),
+            TrainingJobRecord.node_ref.set(node.ref),
+            TrainingJobRecord.updated_at.set(utcnow()),
+        ]
+    )
+    return JobView.of(job)
+
+
+def owned(owner: Principal, job_id: str) -> TrainingJobRecord:
+    try:
+        record = TrainingJobRecord.get(job_id, consistent_read=True)
+    except TrainingJobRecord.DoesNotExist:
+        record = None
+    if record is None or record.owner_id != owner.user_id:
+        raise NotFound(f"no training job {job_id}")
+    return record
+
+
+def status(owner: Principal, job_id: str) -> JobView:
+    record = owned(owner, job_id)
+    rounds = [RoundView.of(r) for r in RoundRecord.query(job_id, consistent_read=True)]
+    return JobView.of(record, rounds)
+
+
+def list_owned(owner: Principal) -> list[JobView]:
+    return [JobView.of(r) for r in TrainingJobRecord.by_owner.query(owner.user_id, scan_index_forward=False)]
+
+
+def download_trained(owner: Principal, job_id: str) -> Download:
+    record = owned(owner, job_id)
+    if record.status != JobStatus.COMPLETED or not record.trained_weights_key:
+        raise Conflict(f"the job is {record.status}; the trained model is there once it completes")
+    return Download(
+        url=storage.presigned_get(
+            Bucket.MODELS, record.trained_weights_key, filename=f"{job_id}.safetensors"
+        ),
+        expires_in=get_settings().presigned_url_ttl_seconds,
+    )
+
+
+def open_for_dataset(dataset_id: str) -> list[OpenJob]:
+    jobs = []
+    for status_ in OPEN_JOB_STATUSES:
+        for record in TrainingJobRecord.by_dataset_status.query(
+            dataset_id, TrainingJobRecord.status == status_
+        ):
+            if record.node_url:
+                jobs.append(
+                    OpenJob(
+                        job_id=record.job_id, node_url=record.node_url, current_round=record.current_round
+                    )
+                )
+    return jobs

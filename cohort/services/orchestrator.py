@@ -1,0 +1,141 @@
+"""The orchestrator's REST API: scientists, app developers and devices.
+
+Handlers only authenticate and delegate; the use cases live in the service
+modules beside this one.
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, Response
+from fastapi.security import HTTPAuthorizationCredentials
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+from cohort.catalogue import Group
+from cohort.domain.architecture import ArchitectureSpec
+from cohort.domain.records import bind_tables
+from cohort.services import datasets, devices, http, jobs, models
+from cohort.services.auth import CognitoVerifier, DeviceIdentity, DeviceTokens, Principal
+from cohort.services.launcher import Launcher, LocalProcessLauncher, launcher_for
+from cohort.settings import get_settings
+
+
+class ModelRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    architecture: ArchitectureSpec
+
+
+def create_app(launcher: Launcher | None = None) -> FastAPI:
+    settings = get_settings()
+    verifier = CognitoVerifier(settings)
+    tokens = DeviceTokens(settings)
+    launcher = launcher or launcher_for(settings, Path(settings.log_dir))
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        bind_tables(settings)
+        yield
+        if isinstance(launcher, LocalProcessLauncher):
+            launcher.stop_all()
+
+    def person(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(http.bearer_scheme)],
+    ) -> Principal:
+        return verifier.verify(http.bearer_token(credentials))
+
+    def scientist(caller: Annotated[Principal, Depends(person)]) -> Principal:
+        caller.require(Group.SCIENTISTS)
+        return caller
+
+    def device(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(http.bearer_scheme)],
+    ) -> DeviceIdentity:
+        return tokens.verify(http.bearer_token(credentials))
+
+    Person = Annotated[Principal, Depends(person)]
+    Scientist = Annotated[Principal, Depends(scientist)]
+    Device = Annotated[DeviceIdentity, Depends(device)]
+
+    people = APIRouter(prefix="/v1")
+
+    @people.post("/models", status_code=201, tags=["models"])
+    def create_model(body: ModelRequest, caller: Scientist) -> models.ModelCreated:
+        """Register a model; then PUT its safetensors weights to `upload_url` and commit."""
+        return models.create(caller, body.name, body.architecture)
+
+    @people.post("/models/{model_id}/commit", tags=["models"])
+    def commit_model(model_id: str, caller: Scientist) -> models.ModelView:
+        """Validate the uploaded weights against the architecture and mark the model ready."""
+        return models.commit_upload(caller, model_id)
+
+    @people.get("/models", tags=["models"])
+    def list_models(caller: Scientist) -> list[models.ModelView]:
+        return models.list_owned(caller)
+
+    @people.get("/models/{model_id}", tags=["models"])
+    def get_model(model_id: str, caller: Scientist) -> models.ModelView:
+        return models.ModelView.of(models.owned(caller, model_id))
+
+    @people.get("/datasets", tags=["datasets"])
+    def browse_datasets(_: Person) -> list[datasets.DatasetView]:
+        return datasets.browse()
+
+    @people.post("/datasets", status_code=201, tags=["datasets"])
+    def register_dataset(body: datasets.DatasetRegistration, caller: Person) -> datasets.DatasetView:
+        """Register an app's on-device data (app developers)."""
+        return datasets.register(caller, body)
+
+    @people.post("/datasets/{dataset_id}/api-keys", status_code=201, tags=["datasets"])
+    def create_api_key(dataset_id: str, caller: Person) -> datasets.ApiKeyCreated:
+        """Create an API key for the app; it is shown once and stored only as a hash."""
+        return datasets.create_api_key(caller, dataset_id)
+
+    @people.post("/jobs", status_code=201, tags=["training"])
+    def start_training(body: jobs.TrainingRequest, caller: Scientist) -> jobs.JobView:
+        """Start federated training of one of your models on a dataset."""
+        return jobs.start(caller, body, launcher)
+
+    @people.get("/jobs", tags=["training"])
+    def list_jobs(caller: Scientist) -> list[jobs.JobView]:
+        return jobs.list_owned(caller)
+
+    @people.get("/jobs/{job_id}", tags=["training"])
+    def job_status(job_id: str, caller: Scientist) -> jobs.JobView:
+        """Status, with each round's reports, samples, loss and accuracy."""
+        return jobs.status(caller, job_id)
+
+    @people.get("/jobs/{job_id}/model", tags=["training"])
+    def download_trained_model(job_id: str, caller: Scientist) -> jobs.Download:
+        """A presigned URL for the trained weights, once the job has completed."""
+        return jobs.download_trained(caller, job_id)
+
+    fleet = APIRouter(prefix="/v1/devices", tags=["devices"])
+
+    @fleet.post("/token")
+    def device_token(body: devices.TokenRequest) -> devices.DeviceToken:
+        """Exchange the app's API key and a device id for a short-lived token."""
+        return devices.exchange(body, tokens)
+
+    @fleet.get("/jobs")
+    def open_jobs(caller: Device) -> list[jobs.OpenJob]:
+        """The open training jobs for the device's app, each with its node's URL."""
+        return jobs.open_for_dataset(caller.dataset_id)
+
+    app = FastAPI(
+        title="Cohort orchestrator",
+        description="Federated learning and robustness evaluation on your own AWS account.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.include_router(people)
+    app.include_router(fleet)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> Response:
+        return Response("ok")
+
+    http.configure(app, "orchestrator")
+    return app

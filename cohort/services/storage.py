@@ -1,0 +1,50 @@
+"""S3 access for blobs: presigned URLs for clients, bounded reads for the platform."""
+
+from __future__ import annotations
+
+from cohort import aws
+from cohort.catalogue import Bucket
+from cohort.domain.errors import InvalidInput, NotFound, PayloadTooLarge
+from cohort.settings import get_settings
+
+
+def bucket_name(bucket: Bucket) -> str:
+    return get_settings().catalogue.bucket(bucket)
+
+
+def presigned_get(bucket: Bucket, key: str, *, filename: str | None = None) -> str:
+    params = {"Bucket": bucket_name(bucket), "Key": key}
+    if filename:
+        params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
+    return aws.client("s3").generate_presigned_url(
+        "get_object", Params=params, ExpiresIn=get_settings().presigned_url_ttl_seconds
+    )
+
+
+def presigned_put(bucket: Bucket, key: str) -> str:
+    return aws.client("s3").generate_presigned_url(
+        "put_object",
+        Params={"Bucket": bucket_name(bucket), "Key": key, "ContentType": "application/octet-stream"},
+        ExpiresIn=get_settings().presigned_url_ttl_seconds,
+    )
+
+
+def put_bytes(bucket: Bucket, key: str, data: bytes) -> None:
+    aws.client("s3").put_object(Bucket=bucket_name(bucket), Key=key, Body=data)
+
+
+def get_bytes(bucket: Bucket, key: str, *, max_bytes: int) -> bytes:
+    """Read an object whole, refusing it before download if it is over the limit."""
+    s3 = aws.client("s3")
+    try:
+        response = s3.get_object(Bucket=bucket_name(bucket), Key=key)
+    except s3.exceptions.NoSuchKey:
+        raise NotFound(f"nothing has been uploaded to {key}") from None
+    size = response["ContentLength"]
+    if size > max_bytes:
+        response["Body"].close()
+        raise PayloadTooLarge(f"{key} is {size:,} bytes; the limit is {max_bytes:,}")
+    data = response["Body"].read()
+    if len(data) != size:
+        raise InvalidInput(f"{key} was truncated in transfer")
+    return data

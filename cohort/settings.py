@@ -1,0 +1,69 @@
+"""Configuration from the environment, the standard AWS way.
+
+Region, credentials and ``AWS_ENDPOINT_URL`` are read by boto3 itself; Cohort's
+own settings carry the ``COHORT_`` prefix. Nothing has a hard-coded account,
+region or secret.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cohort.catalogue import Catalogue
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="COHORT_", extra="ignore")
+
+    stage: str = "dev"
+    namespace: str = "local"
+    aws_region: str = Field("us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
+    aws_endpoint_url: str | None = Field(None, validation_alias="AWS_ENDPOINT_URL")
+
+    # Cognito: ID tokens are verified against this pool's JWKS.
+    user_pool_id: str = ""
+    user_pool_client_ids: list[str] = Field(default_factory=list)
+
+    # Device tokens are short-lived HS256 JWTs that the orchestrator issues and
+    # the FL nodes verify; the key comes from Secrets Manager on AWS.
+    token_secret: SecretStr = SecretStr("")
+    device_token_ttl_seconds: int = Field(900, ge=60, le=86_400)
+
+    # How FL nodes are started, and how devices reach them.
+    launcher: Literal["local", "ecs"] = "local"
+    node_public_base_url: str = ""  # on AWS: the API Gateway URL in front of the internal ALB
+    ecs_subnets: list[str] = Field(default_factory=list)
+    ecs_security_groups: list[str] = Field(default_factory=list)
+    ecs_node_task_definition: str = ""
+    ecs_listener_arn: str = ""
+    ecs_vpc_id: str = ""
+    log_dir: str = ".cohort/logs"  # local launcher: one log file per FL node
+
+    # Limits on what users and devices may send.
+    max_model_bytes: int = 256 * 1024 * 1024
+    max_update_bytes: int = 256 * 1024 * 1024
+    presigned_url_ttl_seconds: int = Field(900, ge=60, le=43_200)
+
+    @property
+    def catalogue(self) -> Catalogue:
+        return Catalogue(stage=self.stage, namespace=self.namespace)
+
+    @property
+    def cognito_issuer(self) -> str:
+        return f"https://cognito-idp.{self.aws_region}.amazonaws.com/{self.user_pool_id}"
+
+    @property
+    def cognito_jwks_url(self) -> str:
+        # The emulator serves the pool's keys under its own endpoint.
+        if self.aws_endpoint_url:
+            return f"{self.aws_endpoint_url.rstrip('/')}/{self.user_pool_id}/.well-known/jwks.json"
+        return f"{self.cognito_issuer}/.well-known/jwks.json"
+
+
+@cache
+def get_settings() -> Settings:
+    return Settings()

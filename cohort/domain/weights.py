@@ -77,7 +77,9 @@ def decode(data: bytes, signature: TensorSignature, *, what: str = "weights") ->
     """
     limit = signature.nbytes + 64 * 1024 + 64 * len(signature.shapes)
     if len(data) > limit:
-        raise PayloadTooLarge(f"{what} are {len(data):,} bytes; a file for this model is at most {limit:,}")
+        raise PayloadTooLarge(
+            f"{what}: {len(data):,} bytes; a file for this model is at most {limit:,} bytes"
+        )
     try:
         tensors = load_safetensors(data)
     except (SafetensorError, ValueError) as exc:
@@ -92,7 +94,7 @@ def check(tensors: Mapping[str, torch.Tensor], signature: TensorSignature, *, wh
     expected, received = set(signature.shapes), set(tensors)
     if expected != received:
         raise InvalidInput(
-            f"{what} have the wrong tensor names: missing {sorted(expected - received)}, "
+            f"{what}: wrong tensor names: missing {sorted(expected - received)}, "
             f"unexpected {sorted(received - expected)}"
         )
     for name, tensor in tensors.items():

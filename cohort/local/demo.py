@@ -125,14 +125,15 @@ def _print_summary(
     print("\nround  reports  samples   loss    train acc")
     for r in job["rounds"]:
         retries = f"  ({len(r['failures'])} failed attempts)" if r["failures"] else ""
-        print(
-            f"{r['round']:>5}  {r['reports']:>7}  {r['samples']:>7}  {r['loss']:.4f}  {r['accuracy']:.4f}{retries}"
-        )
+        metrics = f"{r['loss']:.4f}  {r['accuracy']:.4f}"
+        print(f"{r['round']:>5}  {r['reports']:>7}  {r['samples']:>7}  {metrics}{retries}")
     if simulation is not None:
         trained = sum(s.rounds_trained for s in simulation.stats)
         print(
-            f"\ndevices: {simulation.devices}, local trainings: {trained}, device errors: {len(simulation.errors)}"
+            f"\ndevices: {simulation.devices}, local trainings: {trained}, errors: {len(simulation.errors)}"
         )
+        for error in simulation.errors:
+            print(f"  device error: {error}")
     print(f"held-out test accuracy of the downloaded model: {test_accuracy:.4f} on {test_size} digits\n")
 
 

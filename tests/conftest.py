@@ -1,0 +1,61 @@
+"""Shared fixtures: one local platform (emulator + orchestrator) per test session."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cohort import aws
+from cohort.catalogue import Group
+from cohort.local.accounts import create_confirmed_user
+from cohort.local.platform import LocalPlatform, PlatformState
+from cohort.sdk import CohortClient, sign_in
+
+
+@pytest.fixture(autouse=True)
+def _fresh_clients() -> Iterator[None]:
+    """Tests that change the environment must not leave cached clients behind."""
+    yield
+    aws.reset_clients()
+
+
+@pytest.fixture(scope="session")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlatformState]:
+    home: Path = tmp_path_factory.mktemp("cohort-home")
+    with LocalPlatform(home) as state:
+        yield state
+
+
+class People:
+    """Creates signed-up, confirmed users and signed-in API clients for them."""
+
+    def __init__(self, state: PlatformState) -> None:
+        self._state = state
+        self._clients: list[CohortClient] = []
+
+    def token(self, group: Group) -> str:
+        email = f"{group.value}-{uuid.uuid4().hex[:8]}@example.org"
+        password = f"{uuid.uuid4().hex}aA1!"
+        create_confirmed_user(
+            self._state.user_pool_id, self._state.user_pool_client_id, email, password, group
+        )
+        return sign_in(self._state.user_pool_client_id, email, password)
+
+    def client(self, group: Group) -> CohortClient:
+        client = CohortClient(self._state.orchestrator_url, self.token(group))
+        self._clients.append(client)
+        return client
+
+    def close(self) -> None:
+        for client in self._clients:
+            client.close()
+
+
+@pytest.fixture
+def people(platform: PlatformState) -> Iterator[People]:
+    registry = People(platform)
+    yield registry
+    registry.close()

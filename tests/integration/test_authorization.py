@@ -1,0 +1,184 @@
+"""No endpoint works without a valid token, and nobody reaches another user's things."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import secrets
+import time
+from importlib import resources
+from unittest import mock
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from cohort import aws
+from cohort.catalogue import Group
+from cohort.local.platform import PlatformState
+from cohort.sdk import CohortError
+from cohort.services.orchestrator import create_app
+
+from .scenario import Setting
+
+
+def _protected_routes() -> list[tuple[str, str]]:
+    """Every route in the orchestrator's OpenAPI document that needs a bearer token."""
+    # Collected before the platform starts, so the app is built with a throwaway key.
+    with mock.patch.dict(os.environ, {"COHORT_TOKEN_SECRET": secrets.token_urlsafe(48)}):
+        aws.reset_clients()
+        schema = create_app(launcher=object()).openapi()  # type: ignore[arg-type]
+    aws.reset_clients()
+    routes = []
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            if operation.get("security"):
+                routes.append((method.upper(), path.replace("{", "").replace("}", "")))
+    return routes
+
+
+def _moto_signing_key() -> dict:
+    """The emulator's own private key: lets a test forge a correctly signed token with bad claims."""
+    packaged = resources.files("moto.cognitoidp").joinpath("resources/jwks-private.json.gz")
+    return json.loads(gzip.decompress(packaged.read_bytes()))
+
+
+def _claims(platform: PlatformState, **overrides: object) -> dict:
+    now = int(time.time())
+    return {
+        "iss": f"https://cognito-idp.{platform.region}.amazonaws.com/{platform.user_pool_id}",
+        "aud": platform.user_pool_client_id,
+        "sub": "forged-user",
+        "token_use": "id",
+        "cognito:groups": ["scientists", "app-developers"],
+        "iat": now,
+        "exp": now + 600,
+        **overrides,
+    }
+
+
+def _sign(claims: dict, key: object = None) -> str:
+    jwk = _moto_signing_key()
+    signing_key = key or jwt.PyJWK(jwk).key
+    return jwt.encode(claims, signing_key, algorithm="RS256", headers={"kid": jwk["kid"]})
+
+
+def test_the_route_list_covers_the_api(platform: PlatformState) -> None:
+    # Guards the next test against silently checking nothing
+    routes = _protected_routes()
+    assert ("POST", "/v1/models") in routes
+    assert ("GET", "/v1/jobs/job_id/model") in routes
+    assert ("GET", "/v1/devices/jobs") in routes
+    assert len(routes) >= 12
+
+
+@pytest.mark.parametrize("route", _protected_routes(), ids=lambda r: f"{r[0]} {r[1]}")
+@pytest.mark.parametrize(
+    "make_header",
+    [
+        lambda _: {},
+        lambda _: {"Authorization": "Bearer not-a-jwt"},
+        lambda _: {"Authorization": "Basic dXNlcjpwYXNz"},
+        lambda p: {"Authorization": f"Bearer {_sign(_claims(p, exp=int(time.time()) - 60))}"},
+        lambda p: {"Authorization": f"Bearer {_sign(_claims(p, aud='another-client'))}"},
+        lambda p: {"Authorization": f"Bearer {_sign(_claims(p, iss='https://evil.example/pool'))}"},
+        lambda p: {"Authorization": f"Bearer {_sign(_claims(p, token_use='access'))}"},
+        lambda p: {
+            "Authorization": "Bearer "
+            + _sign(_claims(p), rsa.generate_private_key(public_exponent=65537, key_size=2048))
+        },
+    ],
+    ids=[
+        "none",
+        "garbage",
+        "basic",
+        "expired",
+        "wrong-audience",
+        "wrong-issuer",
+        "access-token",
+        "foreign-key",
+    ],
+)
+def test_no_endpoint_works_without_a_valid_token(platform: PlatformState, route, make_header) -> None:
+    method, path = route
+    response = httpx.request(
+        method, f"{platform.orchestrator_url}{path}", headers=make_header(platform), json={}
+    )
+    assert response.status_code == 401, response.text
+
+
+def test_a_correctly_signed_token_is_accepted(platform: PlatformState) -> None:
+    # The forged tokens above fail for their claims alone, not for their signature
+    headers = {"Authorization": f"Bearer {_sign(_claims(platform))}"}
+    assert httpx.get(f"{platform.orchestrator_url}/v1/models", headers=headers).status_code == 200
+
+
+def test_a_device_token_is_not_a_person_token_and_vice_versa(
+    platform: PlatformState, setting: Setting
+) -> None:
+    device_token = httpx.post(
+        f"{platform.orchestrator_url}/v1/devices/token", json={"api_key": setting.api_key, "device_id": "d1"}
+    ).json()["token"]
+    as_person = httpx.get(
+        f"{platform.orchestrator_url}/v1/models", headers={"Authorization": f"Bearer {device_token}"}
+    )
+    as_device = httpx.get(
+        f"{platform.orchestrator_url}/v1/devices/jobs",
+        headers={"Authorization": f"Bearer {_sign(_claims(platform))}"},
+    )
+    assert as_person.status_code == 401
+    assert as_device.status_code == 401
+
+
+def test_an_unknown_api_key_gets_no_device_token(platform: PlatformState) -> None:
+    response = httpx.post(
+        f"{platform.orchestrator_url}/v1/devices/token", json={"api_key": "ck_" + "x" * 40, "device_id": "d1"}
+    )
+    assert response.status_code == 401
+
+
+def test_scientist_b_cannot_touch_scientist_a_s_model(people, setting: Setting) -> None:
+    # Given scientist A's model and a job that trains it
+    job = setting.start(
+        rounds=1, min_reports=1, max_reports=1, round_deadline_seconds=1, max_round_attempts=1
+    )
+    intruder = people.client(Group.SCIENTISTS)
+
+    # Then B sees none of it, and every attempt reads as "not found"
+    assert intruder.models() == []
+    assert intruder.jobs() == []
+    for attempt in (
+        lambda: intruder.model(setting.model_id),
+        lambda: intruder.job(job["job_id"]),
+        lambda: intruder.download_trained_model(job["job_id"]),
+        lambda: intruder.start_training(setting.model_id, setting.dataset_id, {}, {}),
+        lambda: intruder._request("POST", f"/v1/models/{setting.model_id}/commit"),
+    ):
+        with pytest.raises(CohortError) as refused:
+            attempt()
+        assert refused.value.status in (403, 404)
+    # And A still can
+    assert setting.scientist.model(setting.model_id)["model_id"] == setting.model_id
+
+
+def test_roles_are_enforced(people, setting: Setting) -> None:
+    developer = people.client(Group.APP_DEVELOPERS)
+    with pytest.raises(CohortError) as refused:
+        developer.models()
+    assert refused.value.status == 403
+    with pytest.raises(CohortError) as refused:
+        setting.scientist.register_dataset("sneaky", [{"name": "x", "type": "bool"}])
+    assert refused.value.status == 403
+    # An app developer cannot mint keys for another developer's dataset
+    with pytest.raises(CohortError) as refused:
+        developer.create_api_key(setting.dataset_id)
+    assert refused.value.status == 404
+
+
+def test_the_trained_model_is_not_downloadable_before_completion(setting: Setting) -> None:
+    job = setting.start(rounds=1, min_reports=1, max_reports=1, round_deadline_seconds=30)
+    with pytest.raises(CohortError) as refused:
+        setting.scientist.download_trained_model(job["job_id"])
+    assert refused.value.status == 409

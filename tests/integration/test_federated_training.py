@@ -1,0 +1,284 @@
+"""Orchestrator, FL node and devices over real HTTP, against the emulator."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+
+import httpx
+import pytest
+import torch
+
+from cohort.catalogue import Group
+from cohort.datasets import digits
+from cohort.domain.architecture import parse_architecture
+from cohort.domain.records import TrainingJobRecord, bind_tables
+from cohort.domain.weights import TensorSignature, decode, encode, load_into
+from cohort.federated.simulator import simulate
+from cohort.federated.training import accuracy
+from cohort.local.platform import PlatformState
+from cohort.services.launcher import LocalProcessLauncher
+from cohort.settings import get_settings
+
+from .scenario import TINY_MLP, Setting
+
+pytestmark = pytest.mark.usefixtures("platform")
+AVAILABLE = {"availability": {"battery": 0.9, "charging": True, "network": "wifi"}}
+
+
+def _wait_for_status(setting: Setting, job_id: str, statuses: set[str], timeout: float = 60.0) -> dict:
+    give_up_at = time.monotonic() + timeout
+    while time.monotonic() < give_up_at:
+        job = setting.scientist.job(job_id)
+        if job["status"] in statuses:
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} stayed {job['status']}")
+
+
+class Device:
+    """A device speaking the protocol by hand, to reach the edges the client never hits."""
+
+    def __init__(self, platform: PlatformState, api_key: str, device_id: str) -> None:
+        response = httpx.post(
+            f"{platform.orchestrator_url}/v1/devices/token", json={"api_key": api_key, "device_id": device_id}
+        )
+        response.raise_for_status()
+        self.headers = {"Authorization": f"Bearer {response.json()['token']}"}
+        self.orchestrator_url = platform.orchestrator_url
+
+    def node_url(self, job_id: str) -> str:
+        jobs = httpx.get(f"{self.orchestrator_url}/v1/devices/jobs", headers=self.headers).json()
+        return next(job["node_url"] for job in jobs if job["job_id"] == job_id)
+
+    def cycle(self, node_url: str, body: object = None) -> httpx.Response:
+        return httpx.post(f"{node_url}/cycle", json=AVAILABLE if body is None else body, headers=self.headers)
+
+    def report(
+        self, node_url: str, request_key: str, payload: bytes, num_samples: int = 10
+    ) -> httpx.Response:
+        return httpx.put(
+            f"{node_url}/reports/{request_key}",
+            params={"num_samples": num_samples, "loss": 0.5, "accuracy": 0.5},
+            content=payload,
+            headers=self.headers,
+        )
+
+
+def _zero_delta() -> dict[str, torch.Tensor]:
+    return TensorSignature.of(parse_architecture(TINY_MLP).build()).zeros()
+
+
+def test_devices_train_a_model_that_the_owner_downloads(platform: PlatformState, setting: Setting) -> None:
+    # Given a job of 3 rounds on 4 devices with non-IID shards
+    job = setting.start(rounds=3, min_reports=3, max_reports=4, round_deadline_seconds=30)
+    train, test = digits.load()
+
+    # When the simulated devices take part until it ends
+    result = simulate(platform.orchestrator_url, setting.api_key, job["job_id"], train, 4, max_seconds=120)
+    job = _wait_for_status(setting, job["job_id"], {"completed", "failed"})
+
+    # Then every round closed with reports and metrics, and the model learned
+    assert result.errors == []
+    assert job["status"] == "completed", job["status_reason"]
+    assert [r["round"] for r in job["rounds"]] == [1, 2, 3]
+    assert all(r["status"] == "completed" and r["reports"] >= 3 for r in job["rounds"])
+    assert all(0 <= r["accuracy"] <= 1 and math.isfinite(r["loss"]) for r in job["rounds"])
+    model = parse_architecture(TINY_MLP).build()
+    load_into(
+        model, decode(setting.scientist.download_trained_model(job["job_id"]), TensorSignature.of(model))
+    )
+    assert accuracy(model, test) > 0.5  # ten classes: chance is 0.1
+
+
+def test_a_replayed_report_is_counted_once(platform: PlatformState, setting: Setting) -> None:
+    # Given a round that needs two reports and a device holding a slot in it
+    job = setting.start(rounds=1, min_reports=2, max_reports=2, round_deadline_seconds=30)
+    first = Device(platform, setting.api_key, "replayer")
+    node = first.node_url(job["job_id"])
+    slot = first.cycle(node).json()
+
+    # When the device sends the same report three times
+    receipts = [first.report(node, slot["request_key"], encode(_zero_delta())).json() for _ in range(3)]
+
+    # Then one is accepted, the replays are duplicates, and the round is still open
+    assert [r["status"] for r in receipts] == ["accepted", "duplicate", "duplicate"]
+    rounds = setting.scientist.job(job["job_id"])["rounds"]
+    assert rounds[0]["status"] == "open"
+
+    # And a second device's report completes it with exactly two reports
+    second = Device(platform, setting.api_key, "second")
+    other = second.cycle(node).json()
+    assert second.report(node, other["request_key"], encode(_zero_delta())).json()["status"] == "accepted"
+    job = _wait_for_status(setting, job["job_id"], {"completed"})
+    assert job["rounds"][0]["reports"] == 2
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "message"),
+    [
+        (lambda: encode({**_zero_delta(), "1.weight": torch.full((32, 64), math.nan)}), 422, "NaN"),
+        (lambda: encode({**_zero_delta(), "3.weight": torch.zeros(32, 64)}), 422, "shape"),
+        (lambda: encode({k: v.double() for k, v in _zero_delta().items()}), 422, "float32"),
+        (lambda: encode(_zero_delta())[:-100], 422, "truncated"),
+        (lambda: b"not a safetensors file", 422, "safetensors"),
+        (lambda: encode({"1.weight": torch.zeros(32, 64)}), 422, "missing"),
+        (lambda: b"\0" * (64 * 1024 * 1024), 413, "bytes"),
+    ],
+    ids=["nan", "wrong-shape", "wrong-dtype", "truncated", "garbage", "missing-tensors", "oversized"],
+)
+def test_a_bad_update_is_refused_and_changes_nothing(
+    platform: PlatformState,
+    setting: Setting,
+    payload,
+    status: int,
+    message: str,
+) -> None:
+    # Given a device with a slot in an open round
+    job = setting.start(rounds=1, min_reports=1, max_reports=1, round_deadline_seconds=30)
+    device = Device(platform, setting.api_key, "sender")
+    node = device.node_url(job["job_id"])
+    slot = device.cycle(node).json()
+
+    # When it reports a bad update
+    response = device.report(node, slot["request_key"], payload())
+
+    # Then it gets a clear 4xx, and the slot is still open for a good report
+    assert response.status_code == status, response.text
+    assert message in response.text
+    assert setting.scientist.job(job["job_id"])["rounds"][0]["reports"] == 0
+    assert device.report(node, slot["request_key"], encode(_zero_delta())).json()["status"] == "accepted"
+
+
+@pytest.mark.parametrize(
+    ("body", "params"),
+    [
+        ({"availability": {"battery": "full", "charging": True, "network": "wifi"}}, None),
+        ({"availability": {"battery": 0.5, "charging": True, "network": "wifi"}, "extra": 1}, None),
+        ("{not json", None),
+        (None, {"num_samples": 0, "loss": 0.1, "accuracy": 0.5}),
+        (None, {"num_samples": 10, "loss": "nan", "accuracy": 0.5}),
+        (None, {"num_samples": 10, "loss": 0.1, "accuracy": 1.5}),
+    ],
+    ids=[
+        "wrong-type",
+        "unknown-field",
+        "malformed-json",
+        "zero-samples",
+        "nan-loss",
+        "accuracy-out-of-range",
+    ],
+)
+def test_malformed_requests_get_422(platform: PlatformState, setting: Setting, body, params) -> None:
+    job = setting.start(rounds=1, min_reports=1, max_reports=1, round_deadline_seconds=30)
+    device = Device(platform, setting.api_key, "malformed")
+    node = device.node_url(job["job_id"])
+    if params is None:
+        raw = body if isinstance(body, str) else None
+        response = httpx.post(
+            f"{node}/cycle",
+            content=raw,
+            json=None if raw else body,
+            headers={**device.headers, "Content-Type": "application/json"},
+        )
+    else:
+        slot = device.cycle(node).json()
+        response = httpx.put(
+            f"{node}/reports/{slot['request_key']}",
+            params=params,
+            content=encode(_zero_delta()),
+            headers=device.headers,
+        )
+    assert response.status_code == 422, response.text
+    assert setting.scientist.job(job["job_id"])["rounds"][0]["reports"] == 0
+
+
+def test_the_cohort_is_capped_and_later_devices_are_told_when_to_retry(
+    platform: PlatformState, setting: Setting
+) -> None:
+    # Given a round that admits two devices
+    job = setting.start(rounds=1, min_reports=1, max_reports=2, cohort_size=2, round_deadline_seconds=30)
+    devices = [Device(platform, setting.api_key, f"capped-{i}") for i in range(3)]
+    node = devices[0].node_url(job["job_id"])
+
+    # When three ask for a cycle
+    answers = [d.cycle(node).json() for d in devices]
+
+    # Then two are accepted and the third is rejected with a retry-after
+    assert [a["status"] for a in answers] == ["accepted", "accepted", "rejected"]
+    assert answers[2]["reason"] == "the round's cohort is full"
+    assert 0 < answers[2]["retry_after"] <= 30
+    assert answers[0]["request_key"] != answers[1]["request_key"]
+    # and asking again returns the same slot instead of a second one
+    assert devices[0].cycle(node).json()["request_key"] == answers[0]["request_key"]
+
+
+def test_a_deadline_with_no_reports_fails_the_round_and_retries_it(setting: Setting) -> None:
+    # Given a job whose rounds close after one second, and no device at all
+    job = setting.start(
+        rounds=2, min_reports=1, max_reports=2, round_deadline_seconds=1, max_round_attempts=2
+    )
+
+    # When the deadlines pass
+    job = _wait_for_status(setting, job["job_id"], {"failed"}, timeout=30)
+
+    # Then both attempts of round 1 failed for want of a quorum, and the job says why
+    assert "round 1 failed 2 times" in job["status_reason"]
+    (round_one,) = job["rounds"]
+    assert round_one["status"] == "failed"
+    assert [f.split(":")[0] for f in round_one["failures"]] == ["attempt 1", "attempt 2"]
+    assert all("0 of 1 reports" in f for f in round_one["failures"])
+
+
+def test_a_restarted_node_resumes_its_round_without_losing_reports(
+    platform: PlatformState, setting: Setting, tmp_path
+) -> None:
+    # Given a round that needs two reports, one of which the node has accepted
+    job = setting.start(rounds=1, min_reports=2, max_reports=2, round_deadline_seconds=60)
+    job_id = job["job_id"]
+    first, second = Device(platform, setting.api_key, "early"), Device(platform, setting.api_key, "late")
+    node = first.node_url(job_id)
+    early_slot, late_slot = first.cycle(node).json(), second.cycle(node).json()
+    delta = {name: torch.full_like(t, 1.0) for name, t in _zero_delta().items()}
+    assert first.report(node, early_slot["request_key"], encode(delta), num_samples=30).status_code == 202
+
+    # When the node process dies and a new one starts for the same job
+    bind_tables(get_settings())
+    os.kill(int(TrainingJobRecord.get(job_id).node_ref), signal.SIGKILL)
+    launcher = LocalProcessLauncher(tmp_path)
+    restarted = launcher.launch(job_id)
+    try:
+        # Then the late device's slot is still valid and the replayed early report is a duplicate
+        assert (
+            first.report(restarted.url, early_slot["request_key"], encode(delta)).json()["status"]
+            == "duplicate"
+        )
+        zero = encode(_zero_delta())
+        receipt = second.report(restarted.url, late_slot["request_key"], zero, num_samples=10).json()
+        assert receipt["status"] == "accepted"
+        job = _wait_for_status(setting, job_id, {"completed"})
+    finally:
+        launcher.stop_all()
+
+    # And the aggregate weighs both reports: 30 samples of +1 and 10 of 0 move each weight by 0.75
+    assert job["rounds"][0]["reports"] == 2
+    assert job["rounds"][0]["samples"] == 40
+    signature = TensorSignature.of(parse_architecture(TINY_MLP).build())
+    trained = decode(setting.scientist.download_trained_model(job_id), signature)
+    for name, initial in setting.initial_weights.items():
+        torch.testing.assert_close(trained[name], initial + 0.75)
+
+
+def test_devices_of_another_app_cannot_join(platform: PlatformState, setting: Setting, people) -> None:
+    job = setting.start(rounds=1, min_reports=1, max_reports=1, round_deadline_seconds=30)
+    outsider_dev = people.client(Group.APP_DEVELOPERS)
+    other = outsider_dev.register_dataset("other-app", [{"name": "y", "type": "bool"}])
+    outsider = Device(platform, outsider_dev.create_api_key(other["dataset_id"])["api_key"], "outsider")
+    insider = Device(platform, setting.api_key, "insider")
+    node = insider.node_url(job["job_id"])
+
+    # The other app's devices do not see the job, and the node refuses them
+    assert httpx.get(f"{platform.orchestrator_url}/v1/devices/jobs", headers=outsider.headers).json() == []
+    assert outsider.cycle(node).status_code == 403

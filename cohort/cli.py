@@ -106,6 +106,17 @@ def status(home: Home = DEFAULT_HOME) -> None:
 
 
 @app.command()
+def openapi(
+    out: Annotated[Path, typer.Option(help="Folder for the documents")] = Path("docs/openapi"),
+) -> None:
+    """Write the OpenAPI documents of the orchestrator and the FL node."""
+    from cohort.services.openapi import write_documents
+
+    for path in write_documents(out):
+        typer.echo(f"wrote {path}")
+
+
+@app.command()
 def demo(
     home: Annotated[Path, typer.Option(help="Where state and logs live")] = Path(".cohort/demo"),
 ) -> None:

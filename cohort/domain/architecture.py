@@ -134,22 +134,26 @@ class ArchitectureSpec(BaseModel):
             count = sum(p.numel() for p in module.parameters())
             if count > MAX_PARAMETERS:
                 raise ValueError(f"the model has {count:,} parameters; the limit is {MAX_PARAMETERS:,}")
-            shape = [2, *self.input_shape]  # batch of 2 so BatchNorm accepts it
-            x = torch.empty(shape)
-            for position, layer in enumerate(module):
-                try:
-                    x = layer(x)
-                except RuntimeError as exc:
-                    kind = self.layers[position].type
-                    raise ValueError(
-                        f"layer {position} ({kind}) cannot take input of shape {list(x.shape[1:])}: "
-                        f"{str(exc).splitlines()[0]}"
-                    ) from None
-        if list(x.shape) != [2, self.num_classes]:
-            raise ValueError(
-                f"the last layer outputs shape {list(x.shape[1:])}, but num_classes is {self.num_classes}"
-            )
+            # Two batch sizes, so a batch axis mistaken for a channel axis cannot pass.
+            for batch in (2, 3):
+                self._check_forward(module, batch)
         return self
+
+    def _check_forward(self, module: nn.Sequential, batch: int) -> None:
+        x = torch.empty([batch, *self.input_shape])
+        for position, layer in enumerate(module):
+            try:
+                x = layer(x)
+            except (RuntimeError, ValueError, IndexError) as exc:
+                kind = self.layers[position].type
+                raise ValueError(
+                    f"layer {position} ({kind}) cannot take input of shape {list(x.shape[1:])}: "
+                    f"{str(exc).splitlines()[0]}"
+                ) from None
+        if list(x.shape) != [batch, self.num_classes]:
+            raise ValueError(
+                f"the model outputs shape {list(x.shape[1:])} per input; num_classes is {self.num_classes}"
+            )
 
     def _assemble(self) -> nn.Sequential:
         return nn.Sequential(*(layer.build() for layer in self.layers))

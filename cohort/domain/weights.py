@@ -108,4 +108,6 @@ def check(tensors: Mapping[str, torch.Tensor], signature: TensorSignature, *, wh
         # A sum is one vectorised pass and is non-finite iff some element is
         # (or the values are so large they overflow, which is refused too).
         if not torch.isfinite(tensor.sum()):
-            raise InvalidInput(f"{what}: tensor '{name}' holds NaN or infinite values")
+            raise InvalidInput(
+                f"{what}: tensor '{name}' holds NaN or infinite values (or values so large they overflow)"
+            )

@@ -157,6 +157,8 @@ class FederatedNode:
     ) -> CycleAccepted | CycleRejected:
         self._check_dataset(dataset_id)
         with self._lock:
+            if not self.finished.is_set():
+                self._close_if_due()  # a due round closes now, not at the next tick
             if self.finished.is_set():
                 CYCLES.labels("finished").inc()
                 return CycleRejected(

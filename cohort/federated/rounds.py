@@ -29,7 +29,7 @@ class RoundPolicy:
     def __post_init__(self) -> None:
         if not 1 <= self.min_reports <= self.max_reports <= self.cohort_size:
             raise ValueError("need 1 <= min_reports <= max_reports <= cohort_size")
-        if self.deadline_seconds <= 0:
+        if not self.deadline_seconds > 0:  # also refuses NaN
             raise ValueError("deadline_seconds must be positive")
 
 
@@ -71,13 +71,13 @@ class RoundState:
         self, device_id: str, now: float, new_request_key: Callable[[], str]
     ) -> Assignment | Rejection:
         """Give a device a slot in this round; asking twice returns the same slot."""
+        if now >= self.deadline:
+            return Rejection("the round's deadline has passed", self._retry_after(now))
         if device_id in self.assignments:
             request_key = self.assignments[device_id]
             if request_key in self.reported:
                 return Rejection("this device has reported for this round already", self._retry_after(now))
             return Assignment(request_key, self.deadline)
-        if now >= self.deadline:
-            return Rejection("the round's deadline has passed", self._retry_after(now))
         if len(self.assignments) >= self.policy.cohort_size:
             return Rejection("the round's cohort is full", self._retry_after(now))
         request_key = new_request_key()

@@ -1,0 +1,195 @@
+"""StreamingFedAvg: weighted FedAvg folded one update at a time."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+import pytest
+import torch
+
+from cohort.domain.weights import Tensors, TensorSignature
+from cohort.federated.aggregation import StreamingFedAvg
+
+SIGNATURE = TensorSignature(
+    {
+        "conv.weight": (4, 1, 3, 3),
+        "conv.bias": (4,),
+        "fc.weight": (10, 36),
+        "fc.bias": (10,),
+        "bn.running_mean": (4,),
+    }
+)
+
+
+def _random(signature: TensorSignature, generator: torch.Generator, scale: float = 1.0) -> Tensors:
+    return {
+        name: torch.randn(shape, generator=generator, dtype=torch.float32) * scale
+        for name, shape in signature.shapes.items()
+    }
+
+
+def _held_tensors(aggregator: StreamingFedAvg) -> list[torch.Tensor]:
+    """Every tensor the aggregator keeps, however it chooses to store them."""
+    found: list[torch.Tensor] = []
+
+    def walk(value: object) -> None:
+        if isinstance(value, torch.Tensor):
+            found.append(value)
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list | tuple | set):
+            for item in value:
+                walk(item)
+
+    walk(vars(aggregator))
+    return found
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+@pytest.mark.parametrize("num_updates", [1, 3, 17])
+def test_apply_to_matches_a_direct_weighted_mean_in_float64(seed: int, num_updates: int) -> None:
+    # Given a global model and updates with random deltas and random sample counts
+    generator = torch.Generator().manual_seed(seed)
+    global_weights = _random(SIGNATURE, generator)
+    deltas = [_random(SIGNATURE, generator, scale=0.1) for _ in range(num_updates)]
+    counts = torch.randint(1, 1000, (num_updates,), generator=generator).tolist()
+
+    # When they are folded in one at a time
+    aggregator = StreamingFedAvg(SIGNATURE)
+    for delta, count in zip(deltas, counts, strict=True):
+        aggregator.add(delta, count)
+    result = aggregator.apply_to(global_weights)
+
+    # Then the next global model is w + sum(n_i * d_i) / sum(n_i), computed directly in float64
+    total = sum(counts)
+    assert set(result) == set(SIGNATURE.shapes)
+    for name in SIGNATURE.shapes:
+        weighted = sum(n * d[name].double() for n, d in zip(counts, deltas, strict=True))
+        expected = global_weights[name].double() + weighted / total
+        assert result[name].dtype == torch.float32
+        assert result[name].shape == expected.shape
+        torch.testing.assert_close(result[name].double(), expected, rtol=1e-5, atol=1e-6)
+    assert aggregator.total_weight == total
+    assert aggregator.reports == num_updates
+
+
+def test_mean_delta_is_the_sample_weighted_mean_of_the_deltas() -> None:
+    # Given two updates of different sizes
+    generator = torch.Generator().manual_seed(7)
+    first, second = _random(SIGNATURE, generator), _random(SIGNATURE, generator)
+    aggregator = StreamingFedAvg(SIGNATURE)
+    aggregator.add(first, 30)
+    aggregator.add(second, 10)
+
+    # When the mean delta is read
+    mean = aggregator.mean_delta()
+
+    # Then it is (30 * first + 10 * second) / 40
+    for name in SIGNATURE.shapes:
+        torch.testing.assert_close(mean[name], (30 * first[name] + 10 * second[name]) / 40)
+
+
+def test_fedavg_is_weighted_by_sample_count_not_a_plain_mean() -> None:
+    # Given a device with 1 sample that moved every weight by 0 and one with 3 samples that moved it by 1
+    signature = TensorSignature({"w": (2, 2)})
+    global_weights = {"w": torch.zeros(2, 2)}
+    aggregator = StreamingFedAvg(signature)
+    aggregator.add({"w": torch.zeros(2, 2)}, 1)
+    aggregator.add({"w": torch.ones(2, 2)}, 3)
+
+    # When the update is applied
+    result = aggregator.apply_to(global_weights)["w"]
+
+    # Then the larger device counts three times as much: 0.75, not the unweighted 0.5
+    torch.testing.assert_close(result, torch.full((2, 2), 0.75))
+    assert not torch.allclose(result, torch.full((2, 2), 0.5))
+
+
+def test_a_single_update_gives_global_plus_its_delta_whatever_its_weight() -> None:
+    # Given one update with an arbitrary sample count
+    generator = torch.Generator().manual_seed(3)
+    global_weights, delta = _random(SIGNATURE, generator), _random(SIGNATURE, generator)
+    aggregator = StreamingFedAvg(SIGNATURE)
+    aggregator.add(delta, 123)
+
+    # When it is applied
+    result = aggregator.apply_to(global_weights)
+
+    # Then the new model is exactly the client's model
+    for name in SIGNATURE.shapes:
+        torch.testing.assert_close(result[name], global_weights[name] + delta[name])
+
+
+def test_neither_the_global_model_nor_the_deltas_are_modified() -> None:
+    # Given a global model and an update, with copies kept aside
+    generator = torch.Generator().manual_seed(4)
+    global_weights, delta = _random(SIGNATURE, generator), _random(SIGNATURE, generator)
+    global_before = {name: t.clone() for name, t in global_weights.items()}
+    delta_before = {name: t.clone() for name, t in delta.items()}
+
+    # When the update is aggregated and applied
+    aggregator = StreamingFedAvg(SIGNATURE)
+    aggregator.add(delta, 5)
+    aggregator.apply_to(global_weights)
+
+    # Then the caller's tensors are untouched
+    for name in SIGNATURE.shapes:
+        assert torch.equal(global_weights[name], global_before[name])
+        assert torch.equal(delta[name], delta_before[name])
+
+
+@pytest.mark.parametrize("weight", [0, -1, -100])
+def test_a_non_positive_weight_is_refused_and_changes_nothing(weight: int) -> None:
+    # Given an aggregator holding one valid update
+    aggregator = StreamingFedAvg(SIGNATURE)
+    aggregator.add({name: torch.ones(shape) for name, shape in SIGNATURE.shapes.items()}, 2)
+
+    # When an update with a non-positive sample count is added
+    with pytest.raises(ValueError, match="positive"):
+        aggregator.add({name: torch.full(shape, 100.0) for name, shape in SIGNATURE.shapes.items()}, weight)
+
+    # Then the aggregate is as before
+    assert aggregator.total_weight == 2
+    assert aggregator.reports == 1
+    for name, shape in SIGNATURE.shapes.items():
+        torch.testing.assert_close(aggregator.mean_delta()[name], torch.ones(shape))
+
+
+def test_with_no_updates_there_is_nothing_to_apply() -> None:
+    # Given an aggregator nobody reported to
+    aggregator = StreamingFedAvg(SIGNATURE)
+
+    # When the mean is asked for, then it refuses rather than dividing by zero
+    with pytest.raises(ValueError, match="no update"):
+        aggregator.apply_to(SIGNATURE.zeros())
+    with pytest.raises(ValueError, match="no update"):
+        aggregator.mean_delta()
+
+
+def test_memory_stays_at_one_model_however_many_updates_are_added() -> None:
+    # Given a fresh aggregator and the tensors it holds before any update
+    aggregator = StreamingFedAvg(SIGNATURE)
+    model_numel = sum(torch.Size(shape).numel() for shape in SIGNATURE.shapes.values())
+    before = _held_tensors(aggregator)
+    before_storage = sorted(t.data_ptr() for t in before)
+
+    # When many updates are added and each is dropped by the caller straight after
+    generator = torch.Generator().manual_seed(5)
+    dropped = []
+    for _ in range(50):
+        delta = _random(SIGNATURE, generator)
+        dropped.extend(weakref.ref(t) for t in delta.values())
+        aggregator.add(delta, 3)
+        del delta
+    gc.collect()
+
+    # Then none of the updates is kept alive by the aggregator
+    assert all(ref() is None for ref in dropped)
+    # And it still holds exactly one buffer per tensor, updated in place
+    after = _held_tensors(aggregator)
+    assert len(after) == len(SIGNATURE.shapes)
+    assert sum(t.numel() for t in after) == model_numel
+    assert sorted(t.data_ptr() for t in after) == before_storage
+    assert aggregator.reports == 50

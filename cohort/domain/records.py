@@ -165,6 +165,16 @@ class TrainingJobRecord(_Record):
         dataset_id = UnicodeAttribute(hash_key=True)
         status = UnicodeAttribute(range_key=True)
 
+    class LiveNodeIndex(GlobalSecondaryIndex):
+        """Sparse: holds only jobs whose node is still registered, so releasing them needs no scan."""
+
+        class Meta:
+            index_name = "live-node-index"
+            projection = AllProjection()
+
+        live_node = UnicodeAttribute(hash_key=True)
+        updated_at = UTCDateTimeAttribute(range_key=True)
+
     OwnerIndex = _owner_index("Job")
 
     job_id = UnicodeAttribute(hash_key=True)
@@ -177,6 +187,7 @@ class TrainingJobRecord(_Record):
     status_reason = UnicodeAttribute(null=True)
     node_url = UnicodeAttribute(null=True)
     node_ref = UnicodeAttribute(null=True)  # launcher-specific handle: a pid or a task ARN
+    live_node = UnicodeAttribute(null=True)  # the launcher kind, until the node is released
     current_round = NumberAttribute(default=1)
     round_attempt = NumberAttribute(default=1)
     global_weights_key = UnicodeAttribute()  # the model the current round trains
@@ -185,6 +196,7 @@ class TrainingJobRecord(_Record):
     updated_at = UTCDateTimeAttribute(default=utcnow)
     by_owner = OwnerIndex()
     by_dataset_status = DatasetStatusIndex()
+    by_live_node = LiveNodeIndex()
 
 
 class RoundStatus(StrEnum):

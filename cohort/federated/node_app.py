@@ -13,7 +13,6 @@ from typing import Annotated
 import typer
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
-from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
@@ -65,12 +64,7 @@ def create_node_app(job_id: str, on_finished: Callable[[], None] = lambda: None)
         stop_watching.set()
         watcher.join(timeout=5)
 
-    def device(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(http.bearer_scheme)],
-    ) -> DeviceIdentity:
-        return tokens.verify(http.bearer_token(credentials))
-
-    Device = Annotated[DeviceIdentity, Depends(device)]
+    Device = Annotated[DeviceIdentity, Depends(http.bearer_dependency(tokens.verify))]
     router = APIRouter(prefix=f"/jobs/{job_id}", tags=["devices"])
 
     @router.post("/cycle", response_model=CycleAccepted | CycleRejected)

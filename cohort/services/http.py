@@ -6,9 +6,11 @@ read with a hard size limit; every app serves Prometheus metrics.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from time import perf_counter
+from typing import Annotated, TypeVar
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -19,6 +21,8 @@ from cohort.domain.errors import CohortError, PayloadTooLarge, Unauthorized
 REQUESTS = Counter("cohort_http_requests_total", "HTTP requests", ["service", "method", "route", "status"])
 LATENCY = Histogram("cohort_http_request_seconds", "HTTP request latency", ["service", "method", "route"])
 
+Caller = TypeVar("Caller")
+
 bearer_scheme = HTTPBearer(auto_error=False, description="Cognito ID token or device token")
 
 
@@ -26,6 +30,17 @@ def bearer_token(credentials: HTTPAuthorizationCredentials | None) -> str:
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
     return credentials.credentials
+
+
+def bearer_dependency(verify: Callable[[str], Caller]) -> Callable[..., Caller]:
+    """A FastAPI dependency that turns the request's bearer token into a verified caller."""
+
+    def authenticate(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+    ) -> Caller:
+        return verify(bearer_token(credentials))
+
+    return authenticate
 
 
 async def read_body(request: Request, limit: int) -> bytes:

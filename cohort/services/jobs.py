@@ -108,6 +108,18 @@ class Download(BaseModel):
     expires_in: int
 
 
+def release_finished_nodes(launcher: Launcher) -> int:
+    """Stop and deregister the nodes of jobs that have ended; returns how many were released."""
+    released = 0
+    for record in TrainingJobRecord.by_live_node.query(get_settings().launcher):
+        if record.status in OPEN_JOB_STATUSES:
+            continue
+        launcher.stop(record.job_id, record.node_ref or "")
+        record.update(actions=[TrainingJobRecord.live_node.remove()])
+        released += 1
+    return released
+
+
 def start(owner: Principal, request: TrainingRequest, launcher: Launcher) -> JobView:
     owner.require(Group.SCIENTISTS)
     model = models.owned(owner, request.model_id)
@@ -139,6 +151,7 @@ def start(owner: Principal, request: TrainingRequest, launcher: Launcher) -> Job
         actions=[
             TrainingJobRecord.node_url.set(node.url),
             TrainingJobRecord.node_ref.set(node.ref),
+            TrainingJobRecord.live_node.set(get_settings().launcher),
             TrainingJobRecord.updated_at.set(utcnow()),
         ]
     )

@@ -4,14 +4,16 @@ Handlers only authenticate and delegate; the use cases live in the service
 modules beside this one.
 """
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Response
-from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict, StringConstraints
+from starlette.concurrency import run_in_threadpool
 
 from cohort.catalogue import Group
 from cohort.domain.architecture import ArchitectureSpec
@@ -20,6 +22,11 @@ from cohort.services import datasets, devices, http, jobs, models
 from cohort.services.auth import CognitoVerifier, DeviceIdentity, DeviceTokens, Principal
 from cohort.services.launcher import Launcher, LocalProcessLauncher, launcher_for
 from cohort.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+# Ended jobs keep their node's route (on AWS, a load-balancer rule) until this sweep releases it.
+_RELEASE_INTERVAL_SECONDS = 10.0
 
 
 class ModelRequest(BaseModel):
@@ -30,35 +37,54 @@ class ModelRequest(BaseModel):
 
 def create_app(launcher: Launcher | None = None) -> FastAPI:
     settings = get_settings()
-    verifier = CognitoVerifier(settings)
-    tokens = DeviceTokens(settings)
     launcher = launcher or launcher_for(settings, Path(settings.log_dir))
+    app = FastAPI(
+        title="Cohort orchestrator",
+        description="Federated learning and robustness evaluation on your own AWS account.",
+        version="0.1.0",
+        lifespan=_lifespan(launcher),
+    )
+    app.include_router(_people_routes(CognitoVerifier(settings), launcher))
+    app.include_router(_device_routes(DeviceTokens(settings)))
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> Response:
+        return Response("ok")
+
+    http.configure(app, "orchestrator")
+    return app
+
+
+def _lifespan(launcher: Launcher) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    async def release_nodes_forever() -> None:
+        while True:
+            try:
+                await run_in_threadpool(jobs.release_finished_nodes, launcher)
+            except Exception:
+                log.exception("releasing the nodes of finished jobs failed; retrying")
+            await asyncio.sleep(_RELEASE_INTERVAL_SECONDS)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        bind_tables(settings)
+        bind_tables(get_settings())
+        releaser = asyncio.create_task(release_nodes_forever())
         yield
+        releaser.cancel()
         if isinstance(launcher, LocalProcessLauncher):
             launcher.stop_all()
 
-    def person(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(http.bearer_scheme)],
-    ) -> Principal:
-        return verifier.verify(http.bearer_token(credentials))
+    return lifespan
+
+
+def _people_routes(verifier: CognitoVerifier, launcher: Launcher) -> APIRouter:
+    person = http.bearer_dependency(verifier.verify)
 
     def scientist(caller: Annotated[Principal, Depends(person)]) -> Principal:
         caller.require(Group.SCIENTISTS)
         return caller
 
-    def device(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(http.bearer_scheme)],
-    ) -> DeviceIdentity:
-        return tokens.verify(http.bearer_token(credentials))
-
     Person = Annotated[Principal, Depends(person)]
     Scientist = Annotated[Principal, Depends(scientist)]
-    Device = Annotated[DeviceIdentity, Depends(device)]
-
     people = APIRouter(prefix="/v1")
 
     @people.post("/models", status_code=201, tags=["models"])
@@ -112,6 +138,11 @@ def create_app(launcher: Launcher | None = None) -> FastAPI:
         """A presigned URL for the trained weights, once the job has completed."""
         return jobs.download_trained(caller, job_id)
 
+    return people
+
+
+def _device_routes(tokens: DeviceTokens) -> APIRouter:
+    Device = Annotated[DeviceIdentity, Depends(http.bearer_dependency(tokens.verify))]
     fleet = APIRouter(prefix="/v1/devices", tags=["devices"])
 
     @fleet.post("/token")
@@ -124,18 +155,4 @@ def create_app(launcher: Launcher | None = None) -> FastAPI:
         """The open training jobs for the device's app, each with its node's URL."""
         return jobs.open_for_dataset(caller.dataset_id)
 
-    app = FastAPI(
-        title="Cohort orchestrator",
-        description="Federated learning and robustness evaluation on your own AWS account.",
-        version="0.1.0",
-        lifespan=lifespan,
-    )
-    app.include_router(people)
-    app.include_router(fleet)
-
-    @app.get("/healthz", include_in_schema=False)
-    def healthz() -> Response:
-        return Response("ok")
-
-    http.configure(app, "orchestrator")
-    return app
+    return fleet

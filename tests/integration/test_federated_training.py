@@ -231,6 +231,12 @@ def test_a_deadline_with_no_reports_fails_the_round_and_retries_it(setting: Sett
     assert [f.split(":")[0] for f in round_one["failures"]] == ["attempt 1", "attempt 2"]
     assert all("0 of 1 reports" in f for f in round_one["failures"])
 
+    # And the orchestrator releases the ended job's node registration
+    give_up_at = time.monotonic() + 30
+    while TrainingJobRecord.get(job["job_id"]).live_node and time.monotonic() < give_up_at:
+        time.sleep(0.5)
+    assert TrainingJobRecord.get(job["job_id"]).live_node is None
+
 
 def test_a_restarted_node_resumes_its_round_without_losing_reports(
     platform: PlatformState, setting: Setting, tmp_path

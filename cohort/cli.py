@@ -11,7 +11,8 @@ from typing import Annotated
 import httpx
 import typer
 
-from cohort.local.platform import LocalPlatform, PlatformState, process_alive
+from cohort.local.platform import LocalPlatform, PlatformState
+from cohort.processes import is_alive
 
 app = typer.Typer(
     help="Cohort: federated learning and robustness evaluation.",
@@ -31,7 +32,7 @@ def up(
 ) -> None:
     """Start the emulator, provision every resource and run the orchestrator, until Ctrl-C."""
     existing = PlatformState.load(home)
-    if existing and process_alive(existing.pids.get("platform", -1)):
+    if existing and is_alive(existing.pids.get("platform", -1)):
         raise typer.BadParameter(
             f"already running (pid {existing.pids['platform']}); run 'cohort down' first"
         )
@@ -66,14 +67,14 @@ def down(home: Home = DEFAULT_HOME) -> None:
         typer.echo("nothing is running")
         return
     platform_pid = state.pids.get("platform", -1)
-    if process_alive(platform_pid):
+    if is_alive(platform_pid):
         os.kill(platform_pid, signal.SIGTERM)
         for _ in range(150):
-            if not process_alive(platform_pid):
+            if not is_alive(platform_pid):
                 break
             time.sleep(0.2)
     for pid in state.pids.values():  # anything left behind by a killed 'cohort up'
-        if process_alive(pid):
+        if is_alive(pid):
             os.kill(pid, signal.SIGTERM)
     (home / "state.json").unlink(missing_ok=True)
     typer.echo("stopped")
@@ -97,7 +98,7 @@ def status(home: Home = DEFAULT_HOME) -> None:
                 health = "healthy" if httpx.get(endpoints[name], timeout=2).status_code < 500 else "unhealthy"
             except httpx.TransportError:
                 health = "not answering"
-        alive = "running" if process_alive(pid) else "stopped"
+        alive = "running" if is_alive(pid) else "stopped"
         url = {"emulator": state.emulator_url, "orchestrator": state.orchestrator_url}.get(name, "")
         typer.echo(f"{name:<13} pid {pid:<8} {alive:<8} {health:<14} {url}")
     typer.echo(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ import httpx
 
 from cohort import aws
 from cohort.local.provision import provision
-from cohort.services.launcher import free_loopback_port
+from cohort.processes import free_loopback_port, terminate
 from cohort.settings import get_settings
 
 STATE_FILE = "state.json"
@@ -133,13 +132,7 @@ class LocalPlatform:
 
     def stop(self) -> None:
         for _, child in reversed(self._children):
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-                try:
-                    child.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    child.kill()
-                    child.wait()
+            terminate(child, grace_seconds=15)
         self._children.clear()
         (self.home / STATE_FILE).unlink(missing_ok=True)
 
@@ -167,13 +160,3 @@ def _wait_for(url: str, child: tuple[str, subprocess.Popen[bytes]], what: str) -
             pass
         time.sleep(0.1)
     raise RuntimeError(f"{what} did not answer at {url} within {_STARTUP_TIMEOUT:.0f}s")
-
-
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

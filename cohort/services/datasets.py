@@ -13,6 +13,7 @@ from cohort.catalogue import Group
 from cohort.domain.errors import NotFound, Unauthorized
 from cohort.domain.records import ApiKeyRecord, DatasetRecord, DatasetStatus
 from cohort.services.auth import Principal
+from cohort.services.ownership import owned_record
 
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")]
 
@@ -92,9 +93,7 @@ def hash_api_key(api_key: str) -> str:
 
 def create_api_key(owner: Principal, dataset_id: str) -> ApiKeyCreated:
     owner.require(Group.APP_DEVELOPERS)
-    dataset = get(dataset_id)
-    if dataset.owner_id != owner.user_id:
-        raise NotFound(f"no dataset {dataset_id}")
+    owned_record(DatasetRecord, dataset_id, owner, "dataset")
     api_key = "ck_" + secrets.token_urlsafe(32)
     key_id = uuid.uuid4().hex[:12]
     ApiKeyRecord(hash_api_key(api_key), key_id=key_id, dataset_id=dataset_id, owner_id=owner.user_id).save()

@@ -8,7 +8,7 @@ import uuid
 from pydantic import BaseModel, ConfigDict, Field
 
 from cohort.catalogue import Bucket, Group
-from cohort.domain.errors import Conflict, NotFound
+from cohort.domain.errors import Conflict
 from cohort.domain.records import (
     OPEN_JOB_STATUSES,
     JobStatus,
@@ -21,6 +21,7 @@ from cohort.domain.training import ClientConfig, ServerConfig
 from cohort.services import datasets, models, storage
 from cohort.services.auth import Principal
 from cohort.services.launcher import Launcher
+from cohort.services.ownership import owned_record
 from cohort.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -159,13 +160,7 @@ def start(owner: Principal, request: TrainingRequest, launcher: Launcher) -> Job
 
 
 def owned(owner: Principal, job_id: str) -> TrainingJobRecord:
-    try:
-        record = TrainingJobRecord.get(job_id, consistent_read=True)
-    except TrainingJobRecord.DoesNotExist:
-        record = None
-    if record is None or record.owner_id != owner.user_id:
-        raise NotFound(f"no training job {job_id}")
-    return record
+    return owned_record(TrainingJobRecord, job_id, owner, "training job")
 
 
 def status(owner: Principal, job_id: str) -> JobView:

@@ -7,8 +7,6 @@ processes and AWS uses ECS RunTask (:mod:`cohort.services.ecs_launcher`).
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +16,7 @@ from typing import Protocol
 
 import httpx
 
+from cohort.processes import free_loopback_port, terminate
 from cohort.settings import Settings
 
 
@@ -31,12 +30,6 @@ class Launcher(Protocol):
     def launch(self, job_id: str) -> LaunchedNode: ...
 
     def stop(self, job_id: str, ref: str) -> None: ...
-
-
-def free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class LocalProcessLauncher:
@@ -78,14 +71,8 @@ class LocalProcessLauncher:
 
     def stop(self, job_id: str, ref: str) -> None:
         child = self._children.pop(job_id, None)
-        if child is None or child.poll() is not None:
-            return
-        child.send_signal(signal.SIGTERM)
-        try:
-            child.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+        if child is not None:
+            terminate(child, grace_seconds=10)
 
     def stop_all(self) -> None:
         for job_id in list(self._children):

@@ -8,11 +8,12 @@ from pydantic import BaseModel, Field
 
 from cohort.catalogue import Bucket
 from cohort.domain.architecture import ArchitectureSpec, parse_architecture
-from cohort.domain.errors import Conflict, NotFound
+from cohort.domain.errors import Conflict
 from cohort.domain.records import ModelRecord, ModelStatus
 from cohort.domain.weights import TensorSignature, decode
 from cohort.services import storage
 from cohort.services.auth import Principal
+from cohort.services.ownership import owned_record
 from cohort.settings import get_settings
 
 
@@ -62,14 +63,7 @@ def create(owner: Principal, name: str, architecture: ArchitectureSpec) -> Model
 
 
 def owned(owner: Principal, model_id: str) -> ModelRecord:
-    """The caller's model; another user's model is reported as missing, not forbidden."""
-    try:
-        record = ModelRecord.get(model_id)
-    except ModelRecord.DoesNotExist:
-        record = None
-    if record is None or record.owner_id != owner.user_id:
-        raise NotFound(f"no model {model_id}")
-    return record
+    return owned_record(ModelRecord, model_id, owner, "model")
 
 
 def commit_upload(owner: Principal, model_id: str) -> ModelView:

@@ -7,12 +7,14 @@ refused with a message that says what is wrong, and nothing changes.
 
 from __future__ import annotations
 
+import json
+import math
+import struct
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from torch import nn
 
@@ -36,17 +38,10 @@ class TensorSignature:
 
     @property
     def nbytes(self) -> int:
-        return sum(_numel(shape) for shape in self.shapes.values()) * WEIGHT_DTYPE.itemsize
+        return sum(math.prod(shape) for shape in self.shapes.values()) * WEIGHT_DTYPE.itemsize
 
     def zeros(self) -> Tensors:
         return {name: torch.zeros(shape, dtype=WEIGHT_DTYPE) for name, shape in self.shapes.items()}
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    count = 1
-    for size in shape:
-        count *= size
-    return count
 
 
 def trainable_state(module: nn.Module) -> Tensors:
@@ -70,27 +65,97 @@ def encode(tensors: Mapping[str, torch.Tensor]) -> bytes:
 
 
 def decode(data: bytes, signature: TensorSignature, *, what: str = "weights") -> Tensors:
-    """Parse and validate a safetensors file against a signature.
+    """Parse a safetensors file and validate it against a signature: layout, then values."""
+    tensors = view_tensors(data, signature, what=what)
+    check_values(tensors, what=what)
+    return tensors
 
-    The size check comes first and is exact: a file may carry a small header
-    beyond the tensor bytes, and nothing more.
+
+def view_tensors(data: bytes, signature: TensorSignature, *, what: str = "weights") -> Tensors:
+    """Parse a safetensors file and check its size and layout, but not its values.
+
+    The tensors are read-only views into ``data``: safetensors' own loader
+    copies every tensor, and on the FL node's hot path that copy alone costs
+    more than folding the update in. The size check comes first and is exact:
+    a file may carry a small header beyond the tensor bytes, and nothing more.
     """
     limit = signature.nbytes + 64 * 1024 + 64 * len(signature.shapes)
     if len(data) > limit:
         raise PayloadTooLarge(
             f"{what}: {len(data):,} bytes; a file for this model is at most {limit:,} bytes"
         )
-    try:
-        tensors = load_safetensors(data)
-    except (SafetensorError, ValueError) as exc:
-        raise InvalidInput(
-            f"{what} are not a readable safetensors file (truncated or corrupt): {exc}"
-        ) from None
-    check(tensors, signature, what=what)
+    tensors = _parse(data, what)
+    check_layout(tensors, signature, what=what)
     return tensors
 
 
-def check(tensors: Mapping[str, torch.Tensor], signature: TensorSignature, *, what: str = "weights") -> None:
+# https://github.com/huggingface/safetensors#format: an 8-byte little-endian
+# header length, a JSON header, then every tensor's bytes back to back.
+_HEADER_LENGTH = struct.Struct("<Q")
+_DTYPES = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
+# torch warns that views of immutable bytes are writable; nothing here writes to them.
+warnings.filterwarnings("ignore", message="The given buffer is not writable", category=UserWarning)
+
+
+def _parse(data: bytes, what: str) -> Tensors:
+    def corrupt(reason: str) -> InvalidInput:
+        return InvalidInput(f"{what}: not a readable safetensors file (truncated or corrupt): {reason}")
+
+    if len(data) < _HEADER_LENGTH.size:
+        raise corrupt("shorter than its header")
+    (header_length,) = _HEADER_LENGTH.unpack_from(data)
+    body_start = _HEADER_LENGTH.size + header_length
+    if body_start > len(data):
+        raise corrupt("the header runs past the end of the file")
+    try:
+        header = json.loads(data[_HEADER_LENGTH.size : body_start])
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise corrupt("the header is not JSON") from None
+    if not isinstance(header, dict):
+        raise corrupt("the header is not a JSON object")
+    header.pop("__metadata__", None)
+
+    entries = []
+    for name, entry in header.items():
+        try:
+            dtype = _DTYPES[entry["dtype"]]
+            shape = [int(size) for size in entry["shape"] if isinstance(size, int) and size >= 0]
+            begin, end = (int(offset) for offset in entry["data_offsets"])
+        except (KeyError, TypeError, ValueError):
+            raise corrupt(f"tensor '{name}' has a malformed entry") from None
+        if len(shape) != len(entry["shape"]):
+            raise corrupt(f"tensor '{name}' has a malformed shape")
+        entries.append((begin, end, name, dtype, shape))
+
+    tensors, expected_begin, body_length = {}, 0, len(data) - body_start
+    for begin, end, name, dtype, shape in sorted(entries, key=lambda e: (e[0], e[1])):
+        count = math.prod(shape)
+        if begin != expected_begin or end - begin != count * dtype.itemsize or end > body_length:
+            raise corrupt(f"tensor '{name}' does not lie where its header says")
+        tensors[name] = (
+            torch.frombuffer(data, dtype=dtype, count=count, offset=body_start + begin).view(shape)
+            if count
+            else torch.empty(shape, dtype=dtype)
+        )
+        expected_begin = end
+    if expected_begin != body_length:
+        raise corrupt(f"{body_length - expected_begin:,} bytes follow the last tensor")
+    return tensors
+
+
+def check_layout(tensors: Mapping[str, torch.Tensor], signature: TensorSignature, *, what: str) -> None:
+    """Names, dtype and shapes: cheap, from the header alone."""
     expected, received = set(signature.shapes), set(tensors)
     if expected != received:
         raise InvalidInput(
@@ -105,6 +170,11 @@ def check(tensors: Mapping[str, torch.Tensor], signature: TensorSignature, *, wh
                 f"{what}: tensor '{name}' has shape {list(tensor.shape)}, "
                 f"expected {list(signature.shapes[name])}"
             )
+
+
+def check_values(tensors: Mapping[str, torch.Tensor], *, what: str) -> None:
+    """Every value finite: one pass over the data."""
+    for name, tensor in tensors.items():
         # A sum is one vectorised pass and is non-finite iff some element is
         # (or the values are so large they overflow, which is refused too).
         if not torch.isfinite(tensor.sum()):

@@ -1,8 +1,8 @@
 """Weighted FedAvg in streaming form.
 
 Each accepted update is folded into one running sum as it arrives, so memory
-stays at one model's worth however many devices report; the update itself can
-be dropped straight after.
+stays at one model's worth however many devices report, and the update itself
+can be dropped straight after.
 """
 
 from __future__ import annotations
@@ -15,7 +15,11 @@ from cohort.domain.weights import Tensors, TensorSignature
 
 
 class StreamingFedAvg:
-    """Running ``sum(n_i * delta_i)`` and ``sum(n_i)`` over the reports of one round."""
+    """Running ``sum(n_i * delta_i)`` and ``sum(n_i)`` over the reports of one round.
+
+    Updates must have been validated by :func:`cohort.domain.weights.decode`:
+    the fold is in place, so it cannot take back a non-finite value.
+    """
 
     def __init__(self, signature: TensorSignature) -> None:
         self._weighted_sum = signature.zeros()

@@ -1,0 +1,30 @@
+"""`make demo`'s main path, end to end: the figures it promises."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_the_demo_trains_an_accurate_model_and_ends_with_one_json_line(tmp_path: Path) -> None:
+    # When the demo runs in a fresh process, on its own local platform
+    result = subprocess.run(
+        [sys.executable, "-m", "cohort.cli", "demo", "--home", str(tmp_path / "demo")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+    # Then it succeeds and its last line is the summary the README promises
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(summary) == {"final_accuracy", "rounds", "devices", "seconds"}
+    assert summary["final_accuracy"] >= 0.90
+    assert summary["rounds"] >= 5
+    assert summary["devices"] >= 10
+    assert "held-out test accuracy" in result.stdout
+    # and it left nothing running behind it
+    assert not (tmp_path / "demo" / "state.json").exists()

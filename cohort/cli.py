@@ -111,7 +111,7 @@ def openapi(
     out: Annotated[Path, typer.Option(help="Folder for the documents")] = Path("docs/openapi"),
 ) -> None:
     """Write the OpenAPI documents of the orchestrator and the FL node."""
-    from cohort.services.openapi import write_documents
+    from cohort.openapi import write_documents
 
     for path in write_documents(out):
         typer.echo(f"wrote {path}")

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cohort.federated.rounds import RoundPolicy
+
+@dataclass(frozen=True)
+class RoundPolicy:
+    min_reports: int
+    max_reports: int
+    cohort_size: int
+    deadline_seconds: float
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_reports <= self.max_reports <= self.cohort_size:
+            raise ValueError("need 1 <= min_reports <= max_reports <= cohort_size")
+        if not self.deadline_seconds > 0:  # also refuses NaN
+            raise ValueError("deadline_seconds must be positive")
 
 
 class _Strict(BaseModel):

@@ -13,24 +13,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from cohort.domain.errors import Conflict, Forbidden, NotFound
+from cohort.domain.training import RoundPolicy
 
 # Rejected devices are told to come back within this many seconds at most, so
 # they notice early when a round closes on its maximum before its deadline.
 MAX_RETRY_AFTER_SECONDS = 1.0
-
-
-@dataclass(frozen=True)
-class RoundPolicy:
-    min_reports: int
-    max_reports: int
-    cohort_size: int
-    deadline_seconds: float
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.min_reports <= self.max_reports <= self.cohort_size:
-            raise ValueError("need 1 <= min_reports <= max_reports <= cohort_size")
-        if not self.deadline_seconds > 0:  # also refuses NaN
-            raise ValueError("deadline_seconds must be positive")
 
 
 @dataclass(frozen=True)

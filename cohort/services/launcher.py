@@ -17,7 +17,6 @@ from typing import Protocol
 import httpx
 
 from cohort.processes import free_loopback_port, terminate
-from cohort.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -77,11 +76,3 @@ class LocalProcessLauncher:
     def stop_all(self) -> None:
         for job_id in list(self._children):
             self.stop(job_id, "")
-
-
-def launcher_for(settings: Settings, log_dir: Path) -> Launcher:
-    if settings.launcher == "ecs":
-        from cohort.services.ecs_launcher import EcsLauncher
-
-        return EcsLauncher(settings)
-    return LocalProcessLauncher(log_dir)

@@ -20,8 +20,9 @@ from cohort.domain.architecture import ArchitectureSpec
 from cohort.domain.records import bind_tables
 from cohort.services import datasets, devices, http, jobs, models
 from cohort.services.auth import CognitoVerifier, DeviceIdentity, DeviceTokens, Principal
-from cohort.services.launcher import Launcher, LocalProcessLauncher, launcher_for
-from cohort.settings import get_settings
+from cohort.services.ecs_launcher import EcsLauncher
+from cohort.services.launcher import Launcher, LocalProcessLauncher
+from cohort.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,12 @@ def create_app(launcher: Launcher | None = None) -> FastAPI:
 
     http.configure(app, "orchestrator")
     return app
+
+
+def launcher_for(settings: Settings, log_dir: Path) -> Launcher:
+    if settings.launcher == "ecs":
+        return EcsLauncher(settings)
+    return LocalProcessLauncher(log_dir)
 
 
 def _lifespan(launcher: Launcher) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:

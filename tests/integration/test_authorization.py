@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from cohort.catalogue import Group
 from cohort.local.platform import PlatformState
+from cohort.openapi import documents
 from cohort.sdk import CohortError
-from cohort.services.openapi import documents
 
 from .scenario import Setting
 

@@ -32,7 +32,7 @@ from cohort.services.ecs_launcher import (
     preferred_rule_priority,
     target_group_name,
 )
-from cohort.services.launcher import launcher_for
+from cohort.services.orchestrator import launcher_for
 from cohort.settings import Settings, get_settings
 
 PUBLIC_BASE_URL = "https://api.example.test/prod/"

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from cohort.services.openapi import documents, render
+from cohort.openapi import documents, render
 
 PUBLISHED = Path(__file__).parents[2] / "docs" / "openapi"
 

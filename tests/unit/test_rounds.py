@@ -8,12 +8,12 @@ import math
 import pytest
 
 from cohort.domain.errors import Conflict, Forbidden, NotFound
+from cohort.domain.training import RoundPolicy
 from cohort.federated.rounds import (
     MAX_RETRY_AFTER_SECONDS,
     Assignment,
     Outcome,
     Rejection,
-    RoundPolicy,
     RoundState,
 )
 

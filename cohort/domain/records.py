@@ -20,7 +20,7 @@ from pynamodb.attributes import (
     UnicodeAttribute,
     UTCDateTimeAttribute,
 )
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
 from cohort.catalogue import Table
@@ -71,11 +71,14 @@ class ApiKeyRecord(_Record):
         table = Table.API_KEYS
 
     class DatasetIndex(GlobalSecondaryIndex):
+        """An app developer lists and revokes the keys of one dataset through this index."""
+
         class Meta:
             index_name = "dataset-index"
-            projection = KeysOnlyProjection()
+            projection = AllProjection()
 
         dataset_id = UnicodeAttribute(hash_key=True)
+        created_at = UTCDateTimeAttribute(range_key=True)
 
     key_hash = UnicodeAttribute(hash_key=True)
     key_id = UnicodeAttribute()  # public, shown in listings

@@ -34,11 +34,6 @@ class StreamingFedAvg:
         self.total_weight += weight
         self.reports += 1
 
-    def mean_delta(self) -> Tensors:
-        if self.total_weight == 0:
-            raise ValueError("no update has been added")
-        return {name: running / self.total_weight for name, running in self._weighted_sum.items()}
-
     def apply_to(self, global_weights: Mapping[str, torch.Tensor]) -> Tensors:
         """The next global model: ``w + sum(n_i * delta_i) / sum(n_i)``."""
         if self.total_weight == 0:

@@ -22,7 +22,13 @@ from pydantic import BaseModel, Field
 
 from cohort.domain.architecture import ArchitectureSpec, parse_architecture
 from cohort.domain.errors import Conflict, Forbidden, InvalidInput
-from cohort.domain.records import JobStatus, ParticipationStatus, RoundRecord, TrainingJobRecord
+from cohort.domain.records import (
+    JobStatus,
+    ParticipationStatus,
+    RoundRecord,
+    RoundStatus,
+    TrainingJobRecord,
+)
 from cohort.domain.training import Availability, ClientConfig, ServerConfig
 from cohort.domain.weights import Tensors, TensorSignature, decode
 from cohort.federated.aggregation import StreamingFedAvg
@@ -112,7 +118,7 @@ class FederatedNode:
         self._model_key = job.global_weights_key
         self._store.mark_running(job)
         record = self._store.round(job.current_round)
-        if record is not None and record.status == "open" and record.attempt == job.round_attempt:
+        if record is not None and record.status == RoundStatus.OPEN and record.attempt == job.round_attempt:
             self._resume(record)
         else:
             self._open(job.current_round, job.round_attempt)
@@ -237,6 +243,8 @@ class FederatedNode:
                 self._close_if_due()
 
     def seconds_to_deadline(self) -> float:
+        if self.finished.is_set():
+            return 0.0
         return max(self._state.deadline - self._clock(), 0.0)
 
     def _close_if_due(self) -> None:

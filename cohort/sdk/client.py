@@ -59,6 +59,12 @@ class CohortClient:
     def create_api_key(self, dataset_id: str) -> dict:
         return self._request("POST", f"/v1/datasets/{dataset_id}/api-keys")
 
+    def api_keys(self, dataset_id: str) -> list[dict]:
+        return self._request("GET", f"/v1/datasets/{dataset_id}/api-keys")
+
+    def revoke_api_key(self, dataset_id: str, key_id: str) -> dict:
+        return self._request("DELETE", f"/v1/datasets/{dataset_id}/api-keys/{key_id}")
+
     def datasets(self) -> list[dict]:
         return self._request("GET", "/v1/datasets")
 

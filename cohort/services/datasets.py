@@ -53,6 +53,22 @@ class DatasetView(BaseModel):
         )
 
 
+class ApiKeyView(BaseModel):
+    key_id: str
+    dataset_id: str
+    created_at: str
+    revoked: bool
+
+    @classmethod
+    def of(cls, record: ApiKeyRecord) -> ApiKeyView:
+        return cls(
+            key_id=record.key_id,
+            dataset_id=record.dataset_id,
+            created_at=record.created_at.isoformat(),
+            revoked=record.revoked,
+        )
+
+
 class ApiKeyCreated(BaseModel):
     key_id: str
     dataset_id: str
@@ -98,6 +114,22 @@ def create_api_key(owner: Principal, dataset_id: str) -> ApiKeyCreated:
     key_id = uuid.uuid4().hex[:12]
     ApiKeyRecord(hash_api_key(api_key), key_id=key_id, dataset_id=dataset_id, owner_id=owner.user_id).save()
     return ApiKeyCreated(key_id=key_id, dataset_id=dataset_id, api_key=api_key)
+
+
+def list_api_keys(owner: Principal, dataset_id: str) -> list[ApiKeyView]:
+    owner.require(Group.APP_DEVELOPERS)
+    owned_record(DatasetRecord, dataset_id, owner, "dataset")
+    return [ApiKeyView.of(r) for r in ApiKeyRecord.by_dataset.query(dataset_id, scan_index_forward=False)]
+
+
+def revoke_api_key(owner: Principal, dataset_id: str, key_id: str) -> ApiKeyView:
+    """From now on the key gets no device token; tokens issued before live out their short TTL."""
+    owner.require(Group.APP_DEVELOPERS)
+    owned_record(DatasetRecord, dataset_id, owner, "dataset")
+    for record in ApiKeyRecord.by_dataset.query(dataset_id, filter_condition=ApiKeyRecord.key_id == key_id):
+        record.update(actions=[ApiKeyRecord.revoked.set(True)])
+        return ApiKeyView.of(record)
+    raise NotFound(f"no API key {key_id} for dataset {dataset_id}")
 
 
 def dataset_of_api_key(api_key: str) -> str:

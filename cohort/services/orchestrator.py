@@ -126,6 +126,16 @@ def _people_routes(verifier: CognitoVerifier, launcher: Launcher) -> APIRouter:
         """Create an API key for the app; it is shown once and stored only as a hash."""
         return datasets.create_api_key(caller, dataset_id)
 
+    @people.get("/datasets/{dataset_id}/api-keys", tags=["datasets"])
+    def list_api_keys(dataset_id: str, caller: Person) -> list[datasets.ApiKeyView]:
+        """The dataset's keys, without their secrets."""
+        return datasets.list_api_keys(caller, dataset_id)
+
+    @people.delete("/datasets/{dataset_id}/api-keys/{key_id}", tags=["datasets"])
+    def revoke_api_key(dataset_id: str, key_id: str, caller: Person) -> datasets.ApiKeyView:
+        """Revoke a key: its devices get no new tokens."""
+        return datasets.revoke_api_key(caller, dataset_id, key_id)
+
     @people.post("/jobs", status_code=201, tags=["training"])
     def start_training(body: jobs.TrainingRequest, caller: Scientist) -> jobs.JobView:
         """Start federated training of one of your models on a dataset."""

@@ -174,3 +174,35 @@ def test_the_trained_model_is_not_downloadable_before_completion(setting: Settin
     with pytest.raises(CohortError) as refused:
         setting.scientist.download_trained_model(job["job_id"])
     assert refused.value.status == 409
+
+
+def test_a_revoked_api_key_gets_no_device_token(platform: PlatformState, people) -> None:
+    # Given an app with two keys
+    developer = people.client(Group.APP_DEVELOPERS)
+    dataset = developer.register_dataset("revoking-app", [{"name": "x", "type": "bool"}])
+    kept, revoked = (developer.create_api_key(dataset["dataset_id"]) for _ in range(2))
+
+    # When one is revoked
+    developer.revoke_api_key(dataset["dataset_id"], revoked["key_id"])
+
+    # Then only the other still buys device tokens, and the listing says which is which
+    def exchange(key: dict) -> int:
+        body = {"api_key": key["api_key"], "device_id": "phone"}
+        return httpx.post(f"{platform.orchestrator_url}/v1/devices/token", json=body).status_code
+
+    assert exchange(kept) == 200
+    assert exchange(revoked) == 401
+    listed = {k["key_id"]: k["revoked"] for k in developer.api_keys(dataset["dataset_id"])}
+    assert listed == {kept["key_id"]: False, revoked["key_id"]: True}
+    assert all("api_key" not in k for k in developer.api_keys(dataset["dataset_id"]))
+
+    # And another developer can neither list nor revoke them
+    other = people.client(Group.APP_DEVELOPERS)
+    for attempt in (
+        lambda: other.api_keys(dataset["dataset_id"]),
+        lambda: other.revoke_api_key(dataset["dataset_id"], kept["key_id"]),
+    ):
+        with pytest.raises(CohortError) as refused:
+            attempt()
+        assert refused.value.status == 404
+    assert exchange(kept) == 200

@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     log_dir: str = ".cohort/logs"  # local launcher: one log file per FL node
 
     # Limits on what users and devices may send.
+    max_request_bytes: int = 1024 * 1024  # JSON bodies on the orchestrator
     max_model_bytes: int = 256 * 1024 * 1024
     max_update_bytes: int = 256 * 1024 * 1024
     presigned_url_ttl_seconds: int = Field(900, ge=60, le=43_200)

@@ -93,7 +93,7 @@ def create_node_app(job_id: str, on_finished: Callable[[], None] = lambda: None)
         accuracy: Annotated[float, Query(ge=0, le=1)],
     ) -> ReportReceipt:
         """Report a round's update. Idempotent on the request key: a replay is counted once."""
-        body = await http.read_body(request, settings.max_update_bytes)
+        body = await request.body()
         report = DeviceReport(num_samples=num_samples, loss=loss, accuracy=accuracy)
         return await run_in_threadpool(
             node.submit_report, caller.device_id, caller.dataset_id, request_key, report, body
@@ -110,7 +110,7 @@ def create_node_app(job_id: str, on_finished: Callable[[], None] = lambda: None)
     def healthz() -> Response:
         return Response("ok")
 
-    http.configure(app, "fl-node")
+    http.configure(app, "fl-node", max_body_bytes=settings.max_update_bytes)
     return app
 
 

@@ -1,7 +1,7 @@
 """HTTP glue shared by the orchestrator and the FL node.
 
-Domain errors become status codes here and nowhere else; request bodies are
-read with a hard size limit; every app serves Prometheus metrics.
+Domain errors become status codes here and nowhere else; request bodies have
+a hard size limit; every app serves Prometheus metrics.
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import Counter, Histogram, make_asgi_app
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cohort.domain.errors import CohortError, PayloadTooLarge, Unauthorized
+from cohort.domain.errors import CohortError, Unauthorized
 
 REQUESTS = Counter("cohort_http_requests_total", "HTTP requests", ["service", "method", "route", "status"])
 LATENCY = Histogram("cohort_http_request_seconds", "HTTP request latency", ["service", "method", "route"])
@@ -43,22 +45,53 @@ def bearer_dependency(verify: Callable[[str], Caller]) -> Callable[..., Caller]:
     return authenticate
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it passes ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"the body is {int(declared):,} bytes; the limit is {limit:,}")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the body passes the limit of {limit:,} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+class BodyLimit:
+    """ASGI middleware: a request body over ``max_bytes`` gets 413, and the app never sees it.
+
+    FastAPI reads JSON bodies whole and unbounded, and turns errors raised
+    while reading into a vague 400; so the body is read here, with the limit
+    applied as it arrives, and handed on as one message.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self._app = app
+        self._max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self._max_bytes:
+            await self._refuse(f"the body is {int(declared):,} bytes", scope, receive, send)
+            return
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self._max_bytes:
+                await self._refuse("the body passes the limit", scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        pending: list[Message] = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+
+        async def replay() -> Message:
+            return pending.pop() if pending else await receive()
+
+        await self._app(scope, replay, send)
+
+    async def _refuse(self, what: str, scope: Scope, receive: Receive, send: Send) -> None:
+        detail = f"{what}; the limit is {self._max_bytes:,} bytes"
+        await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
 
 
-def configure(app: FastAPI, service: str) -> None:
-    """Error mapping, request metrics and ``/metrics`` for one app."""
+def configure(app: FastAPI, service: str, max_body_bytes: int) -> None:
+    """Error mapping, a body size limit, request metrics and ``/metrics`` for one app."""
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
 
     @app.exception_handler(CohortError)
     async def _domain_error(_: Request, exc: CohortError) -> JSONResponse:

@@ -52,7 +52,7 @@ def create_app(launcher: Launcher | None = None) -> FastAPI:
     def healthz() -> Response:
         return Response("ok")
 
-    http.configure(app, "orchestrator")
+    http.configure(app, "orchestrator", max_body_bytes=settings.max_request_bytes)
     return app
 
 

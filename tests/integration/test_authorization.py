@@ -16,8 +16,12 @@ from cohort.catalogue import Group
 from cohort.local.platform import PlatformState
 from cohort.openapi import documents
 from cohort.sdk import CohortError
+from cohort.services.auth import DEVICE_TOKEN_AUDIENCE, DEVICE_TOKEN_ISSUER
+from cohort.settings import get_settings
 
 from .scenario import Setting
+
+AVAILABLE = {"battery": 0.9, "charging": True, "network": "wifi"}
 
 
 def _protected_routes() -> list[tuple[str, str]]:
@@ -206,3 +210,36 @@ def test_a_revoked_api_key_gets_no_device_token(platform: PlatformState, people)
             attempt()
         assert refused.value.status == 404
     assert exchange(kept) == 200
+
+
+def test_an_expired_device_token_is_refused_by_orchestrator_and_node(
+    platform: PlatformState, setting: Setting
+) -> None:
+    # Given a device token that is correctly signed but expired a minute ago
+    job = setting.start(rounds=1, min_reports=1, max_reports=1, round_deadline_seconds=30)
+    secret = get_settings().token_secret.get_secret_value()
+    now = int(time.time())
+    claims = {
+        "sub": "late-phone",
+        "dataset_id": setting.dataset_id,
+        "aud": DEVICE_TOKEN_AUDIENCE,
+        "iss": DEVICE_TOKEN_ISSUER,
+        "iat": now - 960,
+        "exp": now - 60,
+    }
+    headers = {"Authorization": f"Bearer {jwt.encode(claims, secret, algorithm='HS256')}"}
+    fresh = httpx.post(
+        f"{platform.orchestrator_url}/v1/devices/token", json={"api_key": setting.api_key, "device_id": "ok"}
+    ).json()["token"]
+    listing = httpx.get(
+        f"{platform.orchestrator_url}/v1/devices/jobs", headers={"Authorization": f"Bearer {fresh}"}
+    ).json()
+    node_url = next(j["node_url"] for j in listing if j["job_id"] == job["job_id"])
+
+    # Then both the orchestrator and the node refuse it, saying what to do
+    for response in (
+        httpx.get(f"{platform.orchestrator_url}/v1/devices/jobs", headers=headers),
+        httpx.post(f"{node_url}/cycle", headers=headers, json={"availability": AVAILABLE}),
+    ):
+        assert response.status_code == 401
+        assert "exchange the API key" in response.json()["detail"]

@@ -11,7 +11,7 @@ from typing import Annotated
 import httpx
 import typer
 
-from cohort.local.platform import LocalPlatform, PlatformState
+from cohort.local.platform import STATE_FILE, LocalPlatform, PlatformState
 from cohort.processes import is_alive
 
 app = typer.Typer(
@@ -76,7 +76,7 @@ def down(home: Home = DEFAULT_HOME) -> None:
     for pid in state.pids.values():  # anything left behind by a killed 'cohort up'
         if is_alive(pid):
             os.kill(pid, signal.SIGTERM)
-    (home / "state.json").unlink(missing_ok=True)
+    (home / STATE_FILE).unlink(missing_ok=True)
     typer.echo("stopped")
 
 

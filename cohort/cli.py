@@ -10,9 +10,12 @@ from typing import Annotated
 
 import httpx
 import typer
+from pynamodb.exceptions import PynamoDBException
 
-from cohort.local.platform import STATE_FILE, LocalPlatform, PlatformState
+from cohort.domain.records import TrainingJobRecord
+from cohort.local.platform import STATE_FILE, LocalPlatform, PlatformState, use_emulator
 from cohort.processes import is_alive
+from cohort.settings import get_settings
 
 app = typer.Typer(
     help="Cohort: federated learning and robustness evaluation.",
@@ -104,6 +107,20 @@ def status(home: Home = DEFAULT_HOME) -> None:
     typer.echo(
         f"user pool     {state.user_pool_id}, client {state.user_pool_client_id}, region {state.region}"
     )
+    _show_fl_nodes(state)
+
+
+def _show_fl_nodes(state: PlatformState) -> None:
+    """The FL nodes still registered, read from the jobs table on the emulator."""
+    use_emulator(state.emulator_url, state.region)
+    try:
+        nodes = list(TrainingJobRecord.by_live_node.query(get_settings().launcher))
+    except PynamoDBException as exc:
+        typer.echo(f"FL nodes      unknown: the jobs table could not be read ({exc.msg})")
+        return
+    typer.echo(f"FL nodes      {len(nodes)}")
+    for job in nodes:
+        typer.echo(f"  job {job.job_id}  {job.status:<9} round {int(job.current_round):<4} {job.node_url}")
 
 
 @app.command()

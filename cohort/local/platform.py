@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 
 from cohort import aws
+from cohort.domain.records import bind_tables
 from cohort.local.provision import provision
 from cohort.processes import free_loopback_port, terminate
 from cohort.settings import get_settings
@@ -72,16 +73,7 @@ class LocalPlatform:
         )
         _wait_for(f"{emulator_url}/moto-api/", self._children[-1], "the AWS emulator")
 
-        os.environ.update(
-            {
-                **EMULATOR_CREDENTIALS,
-                "AWS_ENDPOINT_URL": emulator_url,
-                "AWS_REGION": os.environ.get("AWS_REGION", "us-east-1"),
-                "COHORT_STAGE": "local",
-                "COHORT_NAMESPACE": "local",
-            }
-        )
-        aws.reset_clients()
+        use_emulator(emulator_url, os.environ.get("AWS_REGION", "us-east-1"))
         pool = provision(get_settings())
         os.environ.update(
             {
@@ -145,6 +137,21 @@ class LocalPlatform:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+def use_emulator(emulator_url: str, region: str) -> None:
+    """Point this process's AWS clients and records at the local platform."""
+    os.environ.update(
+        {
+            **EMULATOR_CREDENTIALS,
+            "AWS_ENDPOINT_URL": emulator_url,
+            "AWS_REGION": region,
+            "COHORT_STAGE": "local",
+            "COHORT_NAMESPACE": "local",
+        }
+    )
+    aws.reset_clients()
+    bind_tables(get_settings())
 
 
 def _wait_for(url: str, child: tuple[str, subprocess.Popen[bytes]], what: str) -> None:

@@ -243,3 +243,34 @@ def test_an_expired_device_token_is_refused_by_orchestrator_and_node(
     ):
         assert response.status_code == 401
         assert "exchange the API key" in response.json()["detail"]
+
+
+def test_no_node_endpoint_works_without_a_valid_device_token(
+    platform: PlatformState, setting: Setting
+) -> None:
+    # Given a running job's node
+    job = setting.start(rounds=1, min_reports=1, max_reports=1, round_deadline_seconds=30)
+    device = httpx.post(
+        f"{platform.orchestrator_url}/v1/devices/token", json={"api_key": setting.api_key, "device_id": "d"}
+    ).json()["token"]
+    listing = httpx.get(
+        f"{platform.orchestrator_url}/v1/devices/jobs", headers={"Authorization": f"Bearer {device}"}
+    ).json()
+    node_url = next(j["node_url"] for j in listing if j["job_id"] == job["job_id"])
+    bad_headers = [
+        {},
+        {"Authorization": "Bearer not-a-jwt"},
+        {"Authorization": f"Bearer {_sign(_claims(platform))}"},  # a person's token is not a device's
+        {"Authorization": f"Bearer {jwt.encode({'sub': 'd'}, 'guessed-secret-' * 4, algorithm='HS256')}"},
+    ]
+
+    # Then every route refuses each of them
+    for headers in bad_headers:
+        cycle = httpx.post(f"{node_url}/cycle", headers=headers, json={"availability": AVAILABLE})
+        report = httpx.put(
+            f"{node_url}/reports/any-key",
+            params={"num_samples": 1, "loss": 0.1, "accuracy": 0.5},
+            content=b"x",
+            headers=headers,
+        )
+        assert (cycle.status_code, report.status_code) == (401, 401)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import httpx
 import torch
 
+from cohort.local.platform import PlatformState
 from cohort.sdk import CohortClient
 
+AVAILABLE = {"availability": {"battery": 0.9, "charging": True, "network": "wifi"}}
 TINY_MLP = {
     "input_shape": [1, 8, 8],
     "num_classes": 10,
@@ -31,3 +34,32 @@ class Setting:
     def start(self, **server_config: object) -> dict:
         client_config = {"batch_size": 16, "learning_rate": 0.05, "local_epochs": 2, "momentum": 0.9}
         return self.scientist.start_training(self.model_id, self.dataset_id, client_config, server_config)
+
+
+class Device:
+    """A device speaking the protocol by hand, to reach the edges the client never hits."""
+
+    def __init__(self, platform: PlatformState, api_key: str, device_id: str) -> None:
+        response = httpx.post(
+            f"{platform.orchestrator_url}/v1/devices/token", json={"api_key": api_key, "device_id": device_id}
+        )
+        response.raise_for_status()
+        self.headers = {"Authorization": f"Bearer {response.json()['token']}"}
+        self.orchestrator_url = platform.orchestrator_url
+
+    def node_url(self, job_id: str) -> str:
+        jobs = httpx.get(f"{self.orchestrator_url}/v1/devices/jobs", headers=self.headers).json()
+        return next(job["node_url"] for job in jobs if job["job_id"] == job_id)
+
+    def cycle(self, node_url: str, body: object = None) -> httpx.Response:
+        return httpx.post(f"{node_url}/cycle", json=AVAILABLE if body is None else body, headers=self.headers)
+
+    def report(
+        self, node_url: str, request_key: str, payload: bytes, num_samples: int = 10
+    ) -> httpx.Response:
+        return httpx.put(
+            f"{node_url}/reports/{request_key}",
+            params={"num_samples": num_samples, "loss": 0.5, "accuracy": 0.5},
+            content=payload,
+            headers=self.headers,
+        )

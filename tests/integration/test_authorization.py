@@ -19,9 +19,7 @@ from cohort.sdk import CohortError
 from cohort.services.auth import DEVICE_TOKEN_AUDIENCE, DEVICE_TOKEN_ISSUER
 from cohort.settings import get_settings
 
-from .scenario import Setting
-
-AVAILABLE = {"battery": 0.9, "charging": True, "network": "wifi"}
+from .scenario import AVAILABLE, Device, Setting
 
 
 def _protected_routes() -> list[tuple[str, str]]:
@@ -228,18 +226,12 @@ def test_an_expired_device_token_is_refused_by_orchestrator_and_node(
         "exp": now - 60,
     }
     headers = {"Authorization": f"Bearer {jwt.encode(claims, secret, algorithm='HS256')}"}
-    fresh = httpx.post(
-        f"{platform.orchestrator_url}/v1/devices/token", json={"api_key": setting.api_key, "device_id": "ok"}
-    ).json()["token"]
-    listing = httpx.get(
-        f"{platform.orchestrator_url}/v1/devices/jobs", headers={"Authorization": f"Bearer {fresh}"}
-    ).json()
-    node_url = next(j["node_url"] for j in listing if j["job_id"] == job["job_id"])
+    node_url = Device(platform, setting.api_key, "ok").node_url(job["job_id"])
 
     # Then both the orchestrator and the node refuse it, saying what to do
     for response in (
         httpx.get(f"{platform.orchestrator_url}/v1/devices/jobs", headers=headers),
-        httpx.post(f"{node_url}/cycle", headers=headers, json={"availability": AVAILABLE}),
+        httpx.post(f"{node_url}/cycle", headers=headers, json=AVAILABLE),
     ):
         assert response.status_code == 401
         assert "exchange the API key" in response.json()["detail"]
@@ -250,13 +242,7 @@ def test_no_node_endpoint_works_without_a_valid_device_token(
 ) -> None:
     # Given a running job's node
     job = setting.start(rounds=1, min_reports=1, max_reports=1, round_deadline_seconds=30)
-    device = httpx.post(
-        f"{platform.orchestrator_url}/v1/devices/token", json={"api_key": setting.api_key, "device_id": "d"}
-    ).json()["token"]
-    listing = httpx.get(
-        f"{platform.orchestrator_url}/v1/devices/jobs", headers={"Authorization": f"Bearer {device}"}
-    ).json()
-    node_url = next(j["node_url"] for j in listing if j["job_id"] == job["job_id"])
+    node_url = Device(platform, setting.api_key, "d").node_url(job["job_id"])
     bad_headers = [
         {},
         {"Authorization": "Bearer not-a-jwt"},
@@ -266,7 +252,7 @@ def test_no_node_endpoint_works_without_a_valid_device_token(
 
     # Then every route refuses each of them
     for headers in bad_headers:
-        cycle = httpx.post(f"{node_url}/cycle", headers=headers, json={"availability": AVAILABLE})
+        cycle = httpx.post(f"{node_url}/cycle", headers=headers, json=AVAILABLE)
         report = httpx.put(
             f"{node_url}/reports/any-key",
             params={"num_samples": 1, "loss": 0.1, "accuracy": 0.5},

@@ -22,10 +22,9 @@ from cohort.local.platform import PlatformState
 from cohort.services.launcher import LocalProcessLauncher
 from cohort.settings import get_settings
 
-from .scenario import TINY_MLP, Setting
+from .scenario import TINY_MLP, Device, Setting
 
 pytestmark = pytest.mark.usefixtures("platform")
-AVAILABLE = {"availability": {"battery": 0.9, "charging": True, "network": "wifi"}}
 
 
 def _wait_for_status(setting: Setting, job_id: str, statuses: set[str], timeout: float = 60.0) -> dict:
@@ -36,35 +35,6 @@ def _wait_for_status(setting: Setting, job_id: str, statuses: set[str], timeout:
             return job
         time.sleep(0.2)
     raise AssertionError(f"job {job_id} stayed {job['status']}")
-
-
-class Device:
-    """A device speaking the protocol by hand, to reach the edges the client never hits."""
-
-    def __init__(self, platform: PlatformState, api_key: str, device_id: str) -> None:
-        response = httpx.post(
-            f"{platform.orchestrator_url}/v1/devices/token", json={"api_key": api_key, "device_id": device_id}
-        )
-        response.raise_for_status()
-        self.headers = {"Authorization": f"Bearer {response.json()['token']}"}
-        self.orchestrator_url = platform.orchestrator_url
-
-    def node_url(self, job_id: str) -> str:
-        jobs = httpx.get(f"{self.orchestrator_url}/v1/devices/jobs", headers=self.headers).json()
-        return next(job["node_url"] for job in jobs if job["job_id"] == job_id)
-
-    def cycle(self, node_url: str, body: object = None) -> httpx.Response:
-        return httpx.post(f"{node_url}/cycle", json=AVAILABLE if body is None else body, headers=self.headers)
-
-    def report(
-        self, node_url: str, request_key: str, payload: bytes, num_samples: int = 10
-    ) -> httpx.Response:
-        return httpx.put(
-            f"{node_url}/reports/{request_key}",
-            params={"num_samples": num_samples, "loss": 0.5, "accuracy": 0.5},
-            content=payload,
-            headers=self.headers,
-        )
 
 
 def _zero_delta() -> dict[str, torch.Tensor]:

@@ -7,11 +7,12 @@ can be dropped straight after.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import torch
 
-from cohort.domain.weights import Tensors, TensorSignature
+from cohort.domain.weights import WEIGHT_DTYPE, Tensors, TensorSignature, contiguous_span
 
 
 class StreamingFedAvg:
@@ -22,15 +23,26 @@ class StreamingFedAvg:
     """
 
     def __init__(self, signature: TensorSignature) -> None:
-        self._weighted_sum = signature.zeros()
+        # One flat buffer in name order, the order safetensors writes tensors in.
+        self._order = sorted(signature.shapes)
+        sizes = [math.prod(signature.shapes[name]) for name in self._order]
+        self._flat_sum = torch.zeros(sum(sizes), dtype=WEIGHT_DTYPE)
+        self._weighted_sum = {
+            name: part.view(signature.shapes[name])
+            for name, part in zip(self._order, self._flat_sum.split(sizes), strict=True)
+        }
         self.total_weight = 0
         self.reports = 0
 
     def add(self, delta: Mapping[str, torch.Tensor], weight: int) -> None:
         if weight <= 0:
             raise ValueError("an update's weight (its sample count) must be positive")
-        for name, running in self._weighted_sum.items():
-            running.add_(delta[name], alpha=weight)  # in place: no temporary copy
+        span = contiguous_span(delta, self._order)
+        if span is not None:
+            self._flat_sum.add_(span, alpha=weight)  # in place: no temporary copy
+        else:
+            for name, running in self._weighted_sum.items():
+                running.add_(delta[name], alpha=weight)
         self.total_weight += weight
         self.reports += 1
 

@@ -8,7 +8,7 @@ import weakref
 import pytest
 import torch
 
-from cohort.domain.weights import Tensors, TensorSignature
+from cohort.domain.weights import Tensors, TensorSignature, contiguous_span, decode, encode
 from cohort.federated.aggregation import StreamingFedAvg
 
 SIGNATURE = TensorSignature(
@@ -27,6 +27,11 @@ def _random(signature: TensorSignature, generator: torch.Generator, scale: float
         name: torch.randn(shape, generator=generator, dtype=torch.float32) * scale
         for name, shape in signature.shapes.items()
     }
+
+
+def _storages(tensors: list[torch.Tensor]) -> dict[int, int]:
+    """The distinct memory blocks behind some tensors: address -> bytes."""
+    return {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}
 
 
 def _held_tensors(aggregator: StreamingFedAvg) -> list[torch.Tensor]:
@@ -170,8 +175,7 @@ def test_memory_stays_at_one_model_however_many_updates_are_added() -> None:
     # Given a fresh aggregator and the tensors it holds before any update
     aggregator = StreamingFedAvg(SIGNATURE)
     model_numel = sum(torch.Size(shape).numel() for shape in SIGNATURE.shapes.values())
-    before = _held_tensors(aggregator)
-    before_storage = sorted(t.data_ptr() for t in before)
+    before = _storages(_held_tensors(aggregator))
 
     # When many updates are added and each is dropped by the caller straight after
     generator = torch.Generator().manual_seed(5)
@@ -185,9 +189,31 @@ def test_memory_stays_at_one_model_however_many_updates_are_added() -> None:
 
     # Then none of the updates is kept alive by the aggregator
     assert all(ref() is None for ref in dropped)
-    # And it still holds exactly one buffer per tensor, updated in place
-    after = _held_tensors(aggregator)
-    assert len(after) == len(SIGNATURE.shapes)
-    assert sum(t.numel() for t in after) == model_numel
-    assert sorted(t.data_ptr() for t in after) == before_storage
+    # And it still holds one model's worth of memory, the same buffers, updated in place
+    after = _storages(_held_tensors(aggregator))
+    assert sum(after.values()) == model_numel * 4
+    assert after == before
     assert aggregator.reports == 50
+
+
+def test_a_decoded_update_folds_as_one_span_with_the_same_result() -> None:
+    # Given the same updates as separate tensors and as decoded safetensors files
+    generator = torch.Generator().manual_seed(11)
+    updates = [(_random(SIGNATURE, generator), weight) for weight in (5, 17, 2)]
+    decoded = [(decode(encode(delta), SIGNATURE), weight) for delta, weight in updates]
+    assert all(contiguous_span(delta, sorted(delta)) is not None for delta, _ in decoded)
+
+    # When each set is aggregated
+    separate, spans = StreamingFedAvg(SIGNATURE), StreamingFedAvg(SIGNATURE)
+    for (delta, weight), (viewed, _) in zip(updates, decoded, strict=True):
+        separate.add(delta, weight)
+        spans.add(viewed, weight)
+
+    # Then the fast path gives exactly what the per-tensor path gives
+    for name, tensor in separate.apply_to(SIGNATURE.zeros()).items():
+        torch.testing.assert_close(spans.apply_to(SIGNATURE.zeros())[name], tensor, rtol=0, atol=0)
+
+
+def test_tensors_from_separate_allocations_are_not_one_span() -> None:
+    delta = _random(SIGNATURE, torch.Generator().manual_seed(3))
+    assert contiguous_span(delta, sorted(delta)) is None

@@ -105,32 +105,52 @@ class DeviceClient:
     def open_jobs(self) -> list[dict]:
         return self._call("GET", f"{self._orchestrator_url}/v1/devices/jobs").json()
 
-    def participate(self, node_url: str, *, max_seconds: float, seed: int = 0) -> ParticipationStats:
-        """Take part in rounds until the job ends or ``max_seconds`` pass."""
+    def participate(self, job: dict, *, max_seconds: float, seed: int = 0) -> ParticipationStats:
+        """Take part in ``job`` (an entry of :meth:`open_jobs`) until it ends or ``max_seconds`` pass."""
         stats = ParticipationStats()
+        node_url = job["node_url"]
         give_up_at = time.monotonic() + max_seconds
         while time.monotonic() < give_up_at:
-            cycle = self._call(
-                "POST", f"{node_url}/cycle", json={"availability": self._availability.model_dump()}
-            ).json()
-            if cycle["status"] == "finished":
-                stats.outcome = cycle["reason"]
-                return stats
-            if cycle["status"] == "rejected":
-                stats.rejections += 1
-                time.sleep(min(cycle["retry_after"], max(give_up_at - time.monotonic(), 0)))
-                continue
             try:
-                self._train_and_report(node_url, cycle, seed + stats.rounds_trained)
+                self._take_one_cycle(node_url, stats, seed, give_up_at)
             except DeviceError as exc:
-                if exc.status not in _ROUND_MOVED_ON:
+                if exc.status is not None:
                     raise
-                stats.late_reports += 1  # the round closed while this device trained
-                continue
-            stats.rounds_trained += 1
-            stats.rounds.append(cycle["round"])
+                # The node is unreachable: it shuts down once its job ends, or was
+                # moved. The orchestrator says which.
+                node_url = self._current_node_url(job["job_id"])
+                if node_url is None:
+                    stats.outcome = "the job has ended"
+                    return stats
+            if stats.outcome:
+                return stats
         stats.outcome = "gave up: time limit reached"
         return stats
+
+    def _current_node_url(self, job_id: str) -> str | None:
+        open_jobs = {job["job_id"]: job for job in self.open_jobs()}
+        return open_jobs[job_id]["node_url"] if job_id in open_jobs else None
+
+    def _take_one_cycle(self, node_url: str, stats: ParticipationStats, seed: int, give_up_at: float) -> None:
+        cycle = self._call(
+            "POST", f"{node_url}/cycle", json={"availability": self._availability.model_dump()}
+        ).json()
+        if cycle["status"] == "finished":
+            stats.outcome = cycle["reason"]
+            return
+        if cycle["status"] == "rejected":
+            stats.rejections += 1
+            time.sleep(min(cycle["retry_after"], max(give_up_at - time.monotonic(), 0)))
+            return
+        try:
+            self._train_and_report(node_url, cycle, seed + stats.rounds_trained)
+        except DeviceError as exc:
+            if exc.status not in _ROUND_MOVED_ON:
+                raise
+            stats.late_reports += 1  # the round closed while this device trained
+            return
+        stats.rounds_trained += 1
+        stats.rounds.append(cycle["round"])
 
     def _train_and_report(self, node_url: str, cycle: dict, seed: int) -> None:
         architecture = ArchitectureSpec.model_validate(cycle["architecture"])

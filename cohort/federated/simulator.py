@@ -39,7 +39,7 @@ def simulate(
             jobs = {job["job_id"]: job for job in device.open_jobs()}
             if job_id not in jobs:
                 raise DeviceError(f"job {job_id} is not open for this device's app")
-            return device.participate(jobs[job_id]["node_url"], max_seconds=max_seconds, seed=seed + index)
+            return device.participate(jobs[job_id], max_seconds=max_seconds, seed=seed + index)
         finally:
             device.close()
 

@@ -16,6 +16,7 @@ from cohort.datasets import digits
 from cohort.domain.architecture import parse_architecture
 from cohort.domain.records import TrainingJobRecord, bind_tables
 from cohort.domain.weights import TensorSignature, decode, encode, load_into
+from cohort.federated.device import DeviceClient
 from cohort.federated.simulator import simulate
 from cohort.federated.training import accuracy
 from cohort.local.platform import PlatformState
@@ -61,6 +62,40 @@ def test_devices_train_a_model_that_the_owner_downloads(platform: PlatformState,
         model, decode(setting.scientist.download_trained_model(job["job_id"]), TensorSignature.of(model))
     )
     assert accuracy(model, test) > 0.5  # ten classes: chance is 0.1
+
+
+def test_a_device_whose_node_has_shut_down_learns_that_the_job_ended(
+    platform: PlatformState, setting: Setting
+) -> None:
+    # Given a one-round job that a first device completes, and a second device
+    # that saw the job open but comes back only after the node has shut down
+    job = setting.start(rounds=1, min_reports=1, max_reports=1, round_deadline_seconds=30)
+    late = DeviceClient(platform.orchestrator_url, setting.api_key, "late", digits.load()[0])
+    listing = next(j for j in late.open_jobs() if j["job_id"] == job["job_id"])
+    first = Device(platform, setting.api_key, "first")
+    slot = first.cycle(listing["node_url"]).json()
+    first.report(listing["node_url"], slot["request_key"], encode(_zero_delta()))
+    _wait_for_status(setting, job["job_id"], {"completed"})
+    _wait_until_unreachable(listing["node_url"])
+
+    # When the late device takes part
+    stats = late.participate(listing, max_seconds=30)
+    late.close()
+
+    # Then it stops cleanly, told that the job ended, instead of failing
+    assert stats.outcome == "the job has ended"
+    assert stats.rounds_trained == 0
+
+
+def _wait_until_unreachable(node_url: str, timeout: float = 30.0) -> None:
+    give_up_at = time.monotonic() + timeout
+    while time.monotonic() < give_up_at:
+        try:
+            httpx.get(node_url, timeout=1.0)  # any answer at all means it is still up
+        except httpx.TransportError:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the node at {node_url} is still up after {timeout}s")
 
 
 def test_a_replayed_report_is_counted_once(platform: PlatformState, setting: Setting) -> None:

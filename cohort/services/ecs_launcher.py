@@ -124,7 +124,6 @@ class EcsLauncher:
                 (settings.ecs_node_task_definition, "COHORT_ECS_NODE_TASK_DEFINITION (family or ARN)"),
                 (settings.ecs_listener_arn, "COHORT_ECS_LISTENER_ARN (the internal ALB's listener)"),
                 (settings.ecs_vpc_id, "COHORT_ECS_VPC_ID (the VPC of the subnets)"),
-                (settings.node_public_base_url, "COHORT_NODE_PUBLIC_BASE_URL (the URL devices call)"),
             )
             if not value
         ]
@@ -134,6 +133,7 @@ class EcsLauncher:
         self._cluster = settings.catalogue.ecs_cluster
         self._ip_timeout = ip_timeout
         self._poll_interval = poll_interval
+        self._public_base_url = settings.node_public_base_url
 
     @property
     def _ecs(self) -> Any:
@@ -144,9 +144,28 @@ class EcsLauncher:
         return aws.client("elbv2")
 
     def node_url(self, job_id: str) -> str:
-        return f"{self._settings.node_public_base_url.rstrip('/')}/jobs/{job_id}"
+        return f"{self._public_base_url_of_api().rstrip('/')}/jobs/{job_id}"
+
+    def _public_base_url_of_api(self) -> str:
+        """The URL devices call: set directly, or published in SSM by the API stack.
+
+        The API is deployed after the orchestrator it fronts, so its URL is read
+        when the first node launches, not when the orchestrator starts.
+        """
+        if not self._public_base_url:
+            name = self._settings.catalogue.public_api_url_parameter
+            try:
+                self._public_base_url = aws.client("ssm").get_parameter(Name=name)["Parameter"]["Value"]
+            except ClientError as error:
+                raise EcsLauncherConfigError(
+                    f"devices cannot reach FL nodes yet: SSM parameter {name} ({_error_code(error)}) "
+                    "holds the public API URL once the API stack is deployed; "
+                    "deploy it, or set COHORT_NODE_PUBLIC_BASE_URL"
+                ) from error
+        return self._public_base_url
 
     def launch(self, job_id: str) -> LaunchedNode:
+        url = self.node_url(job_id)  # before anything is started: no URL, no node
         task_arn = self._run_task(job_id)
         resources = NodeResources(task_arn=task_arn)
         try:
@@ -161,7 +180,7 @@ class EcsLauncher:
             self._remove(resources, best_effort=True)
             raise
         log.info("FL node for job %s is task %s, routed via rule %s", job_id, task_arn, rule_arn)
-        return LaunchedNode(url=self.node_url(job_id), ref=resources.to_ref())
+        return LaunchedNode(url=url, ref=resources.to_ref())
 
     def stop(self, job_id: str, ref: str) -> None:
         resources = NodeResources.from_ref(ref) if ref else NodeResources()

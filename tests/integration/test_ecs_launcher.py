@@ -544,9 +544,35 @@ def test_missing_settings_name_the_variables_to_set(monkeypatch: pytest.MonkeyPa
         "COHORT_ECS_NODE_TASK_DEFINITION",
         "COHORT_ECS_LISTENER_ARN",
         "COHORT_ECS_VPC_ID",
-        "COHORT_NODE_PUBLIC_BASE_URL",
     ):
         assert variable in message
+
+
+def test_without_a_base_url_the_url_is_read_from_the_api_stacks_parameter(
+    monkeypatch: pytest.MonkeyPatch, network: Network
+) -> None:
+    # Given no base URL in the environment, and the API stack's published one in SSM
+    monkeypatch.delenv("COHORT_NODE_PUBLIC_BASE_URL")
+    name = get_settings().catalogue.public_api_url_parameter
+    aws.client("ssm").put_parameter(Name=name, Value="https://abc.execute-api.test/v1", Type="String")
+    job_id = _job_id()
+
+    # When a node is launched
+    node = EcsLauncher(Settings(), ip_timeout=5, poll_interval=0.01).launch(job_id)
+
+    # Then devices are sent through the published API URL
+    assert node.url == f"https://abc.execute-api.test/v1/jobs/{job_id}"
+
+
+def test_without_any_public_url_nothing_is_started(monkeypatch: pytest.MonkeyPatch, network: Network) -> None:
+    # Given neither a base URL nor the API stack's parameter
+    monkeypatch.delenv("COHORT_NODE_PUBLIC_BASE_URL")
+    launcher = EcsLauncher(Settings())
+
+    # When a node is launched, Then the error says what to deploy, and no task was started
+    with pytest.raises(EcsLauncherConfigError, match="deploy it, or set COHORT_NODE_PUBLIC_BASE_URL"):
+        launcher.launch(_job_id())
+    assert aws.client("ecs").list_tasks(cluster=network.cluster)["taskArns"] == []
 
 
 def test_a_single_missing_setting_is_named_alone(monkeypatch: pytest.MonkeyPatch, network: Network) -> None:

@@ -1,16 +1,31 @@
-# Two entry points: `make demo` and `make test`. Both build .venv on first use.
+# Two entry points: `make demo` and `make test`. Both build .venv (and the CDK's
+# node_modules and Lambda wheelhouse) on first use; nothing else needs the network.
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+CDK_CLI := node_modules/.installed
+WHEELHOUSE := build/lambda-wheels/.downloaded
+# jsii runs on the machine's Node 20, which it reports as end-of-life on every import.
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+# Synth needs a region (ELB access logging is regional); AWS_REGION=... picks another.
+AWS_REGION ?= us-east-1
 
-.PHONY: demo test lint bench
+.PHONY: demo test lint synth bench diagram
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+$(CDK_CLI): package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	touch $@
+
+$(WHEELHOUSE): lambdas/requirements.txt $(STAMP)
+	$(PY) -m cdk_stacks.constructs.lambda_bundling
 	touch $@
 
 demo: $(STAMP)
@@ -20,8 +35,19 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-test: lint
+# Every stack, offline, through the CDK CLI; cdk-nag fails it on any unacknowledged
+# finding, and cfn-lint on any template error.
+synth: $(STAMP) $(CDK_CLI) $(WHEELHOUSE)
+	rm -rf cdk.out
+	AWS_REGION=$(AWS_REGION) npx cdk synth --no-notices --quiet
+	$(VENV)/bin/cfn-lint --non-zero-exit-code error cdk.out/*.template.json
+
+test: lint synth
 	$(PY) -m pytest
 
-bench: $(STAMP)
+bench: $(STAMP) $(CDK_CLI) $(WHEELHOUSE)
 	$(PY) bench/aggregation.py
+	AWS_REGION=$(AWS_REGION) $(PY) bench/synth.py
+
+diagram: $(STAMP)
+	$(PY) images/architecture.py

@@ -28,7 +28,6 @@ import gc
 import math
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
+from report import write_section
 from tqdm import tqdm
 
 from cohort.domain.weights import Tensors, TensorSignature, check_values, decode, encode, view_tensors
@@ -71,11 +71,6 @@ MEMORY_TARGET = 3.0  # peak extra memory / model bytes
 # runs here, while keeping even the smallest weight matrix of each update would add 5x.
 GROWTH_TOLERANCE = 0.5
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
-DOC_TITLE = (
-    "# Benchmarks\n\nFigures measured by the scripts in `bench/`; each rewrites only its own section.\n"
-)
-START, END = "<!-- aggregation:start -->", "<!-- aggregation:end -->"
 RERUN = ".venv/bin/python bench/aggregation.py"
 STEPS = (
     "layout: header, zero-copy views, names, shapes, dtype (`view_tensors`)",
@@ -300,18 +295,6 @@ Rerun with `{RERUN}` (or `make bench`); it rewrites this section and exits 1 if 
 """
 
 
-def write_section(section: str) -> None:
-    text = DOC.read_text() if DOC.exists() else DOC_TITLE
-    block = f"{START}\n{section}{END}"
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block, text, count=1)
-    else:
-        text = f"{text.rstrip()}\n\n{block}\n"
-    DOC.parent.mkdir(exist_ok=True)
-    DOC.write_text(text)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -366,8 +349,7 @@ def main() -> int:
     ]
     section = render(times, breakdown, memory, targets, load)
     print(section)
-    write_section(section)
-    print(f"Wrote {DOC}")
+    print(f"Wrote {write_section('aggregation', section)}")
     for target in targets:
         if not target.passed:
             print(f"FAIL: {target.name} (measured {target.measured})", file=sys.stderr)

@@ -19,6 +19,7 @@ class Table(StrEnum):
     ROUNDS = "rounds"
     PARTICIPATIONS = "participations"
     EVALUATIONS = "evaluations"
+    IDEMPOTENCY = "idempotency"  # Powertools idempotency records of the Lambda functions
 
 
 class Bucket(StrEnum):
@@ -78,8 +79,21 @@ class Catalogue:
         return f"{self.prefix}-fl-node"
 
     @property
+    def fl_node_gpu_task_family(self) -> str:
+        return f"{self.prefix}-fl-node-gpu"
+
+    @property
     def fl_node_container(self) -> str:
         return "fl-node"
+
+    @property
+    def public_api_url_parameter(self) -> str:
+        """SSM parameter holding the API's public URL, which devices use to reach FL nodes."""
+        return f"/cohort/{self.stage}/public-api-url"
+
+    @property
+    def device_token_secret(self) -> str:
+        return f"cohort/{self.stage}/device-token-key"
 
 
 class Group(StrEnum):

@@ -1,0 +1,1 @@
+"""Reusable pieces that the stacks compose."""

@@ -117,6 +117,7 @@ class AuthStack(Stack):
             "SdkClient",
             user_pool_client_name=self._catalogue.user_pool_client,
             auth_flows=cognito.AuthFlow(user_password=True, user_srp=True),
+            disable_o_auth=True,  # the SDK signs in directly; no hosted-UI flow, no callback
             generate_secret=False,
             prevent_user_existence_errors=True,
             id_token_validity=Duration.hours(1),

@@ -170,8 +170,9 @@ class ComputeStack(Stack):
         acknowledge(
             group.role.node.find_child("DefaultPolicy"),
             "IAM5[Resource::*]",
-            "ecs:DiscoverPollEndpoint, ecr:GetAuthorizationToken and the log actions of the ECS agent "
-            "have no resource-level permissions.",
+            "CDK's ECS agent policy: ecs:Poll, ecs:StartTelemetrySession, ecs:DiscoverPollEndpoint and "
+            "ecr:GetAuthorizationToken take no resource; on EC2 the awslogs driver writes with this role "
+            "into the log groups that the task definitions name.",
         )
         return provider
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Arn, ArnFormat, Duration, Stack
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
@@ -114,14 +114,11 @@ class FunctionsStack(Stack):
             iam.PolicyStatement(
                 actions=["ses:SendEmail", "ses:SendRawEmail"],
                 resources=[
-                    Arn.format(
-                        {
-                            "service": "ses",
-                            "resource": "identity",
-                            "resource_name": identity,
-                            "arn_format": ArnFormat.SLASH_RESOURCE_NAME,
-                        },
-                        self,
+                    self.format_arn(
+                        service="ses",
+                        resource="identity",
+                        resource_name=identity,
+                        arn_format=ArnFormat.SLASH_RESOURCE_NAME,
                     )
                     for identity in identities
                 ],

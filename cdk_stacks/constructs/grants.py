@@ -13,6 +13,7 @@ from aws_cdk import aws_iam as iam
 
 from cdk_stacks.constructs.findings import acknowledge
 from cohort.catalogue import Bucket, Catalogue, Table
+from cohort.domain.records import ALL_RECORDS
 
 READ_OBJECTS = ("s3:GetObject",)
 WRITE_OBJECTS = ("s3:PutObject",)
@@ -48,9 +49,16 @@ def grant_objects(
     )
 
 
+def _has_indexes(table: Table) -> bool:
+    return any(record.Meta.table is table and record._indexes for record in ALL_RECORDS)
+
+
 def grant_items(role: iam.IRole, catalogue: Catalogue, table: Table, actions: tuple[str, ...]) -> None:
-    """``actions`` on the items of ``table`` and, for queries, on its indexes."""
+    """``actions`` on the items of ``table`` and, if it has secondary indexes, on those."""
     arn = table_arn(catalogue, table)
+    if not _has_indexes(table):
+        role.add_to_principal_policy(iam.PolicyStatement(actions=list(actions), resources=[arn]))
+        return
     role.add_to_principal_policy(
         iam.PolicyStatement(actions=list(actions), resources=[arn, f"{arn}/index/*"])
     )

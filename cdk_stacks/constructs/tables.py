@@ -70,6 +70,7 @@ def idempotency_table(scope: Construct, table_name: str, removal_policy: Removal
         point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
             point_in_time_recovery_enabled=True
         ),
+        deletion_protection=removal_policy == RemovalPolicy.RETAIN,
         removal_policy=removal_policy,
         time_to_live_attribute="expiration",
     )

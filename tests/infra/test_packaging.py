@@ -1,0 +1,114 @@
+"""Packaging: images are build contexts for deploy time, Lambda code fits Lambda's limit."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from .helpers import REPO, Synth, directory_bytes
+
+SERVICES = ("orchestrator", "fl_node", "evaluator", "jupyterhub")
+# Function code plus all its layers, unzipped: Lambda's "250 MB" is 250 MiB.
+LAMBDA_UNZIPPED_LIMIT = 250 * 2**20
+# Never in an image's build context: environments, history, builds, credentials.
+_NOT_IN_CONTEXT = (".git", ".venv", "node_modules", "cdk.out", "build", "tests", ".env")
+
+
+def _docker_sources(synth: Synth) -> dict[str, dict]:
+    """Every container image asset of the app, by hash."""
+    return {
+        asset_hash: image["source"]
+        for stack in synth.templates
+        for asset_hash, image in synth.assets(stack).get("dockerImages", {}).items()
+    }
+
+
+def test_images_are_left_as_build_contexts_for_deploy_time(dev: Synth) -> None:
+    # Given the container image assets that the synth produced (with no Docker to call)
+    sources = _docker_sources(dev).values()
+
+    # Then each service's Dockerfile is an image source, none a prebuilt image
+    assert {source["dockerFile"] for source in sources} == {f"containers/{s}/Dockerfile" for s in SERVICES}
+    for source in sources:
+        assert "executable" not in source
+        context = dev.outdir / source["directory"]
+        assert (context / source["dockerFile"]).is_file()
+        # And the build context leaves out what an image must never carry
+        assert not [name for name in _NOT_IN_CONTEXT if (context / name).exists()], source["dockerFile"]
+
+
+def test_tasks_that_get_a_gpu_run_a_cuda_build_and_the_others_a_cpu_build(dev: Synth) -> None:
+    # Given every container and the build arguments of its image
+    sources = _docker_sources(dev)
+    for _, properties in dev.task_definitions():
+        for container in properties["ContainerDefinitions"]:
+            image_hash = container["Image"]["Fn::Sub"].rpartition(":")[2]
+            channel = sources[image_hash]["dockerBuildArgs"]["TORCH_CHANNEL"]
+
+            # Then torch is built for CUDA exactly where a GPU is reserved
+            has_gpu = any(r["Type"] == "GPU" for r in container.get("ResourceRequirements", []))
+            assert (channel != "cpu") is has_gpu, (container["Name"], channel)
+
+
+def _instructions(dockerfile: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of a Dockerfile, continuation lines joined, comments dropped."""
+    text = re.sub(r"\\\n", " ", dockerfile.read_text())
+    lines = (line.strip() for line in text.splitlines())
+    return [
+        (instruction.upper(), arguments.strip())
+        for instruction, _, arguments in (
+            line.partition(" ") for line in lines if line and not line.startswith("#")
+        )
+    ]
+
+
+def _is_pinned(image: str) -> bool:
+    if "@sha256:" in image:
+        return True
+    _, _, tag = image.rpartition("/")[2].partition(":")
+    return bool(tag) and tag != "latest" and bool(re.search(r"\d", tag))
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_image_starts_from_a_pinned_base_and_runs_as_an_unprivileged_user(service: str) -> None:
+    # Given a service's Dockerfile
+    steps = _instructions(REPO / "containers" / service / "Dockerfile")
+
+    # Then every base image is pinned to a version
+    bases = [next(a for a in args.split() if not a.startswith("--")) for op, args in steps if op == "FROM"]
+    assert bases
+    assert all(_is_pinned(base) for base in bases), bases
+
+    # And the final stage switches to a user that is not root
+    last_from = max(i for i, (op, _) in enumerate(steps) if op == "FROM")
+    users = [args.split(":")[0] for op, args in steps[last_from:] if op == "USER"]
+    assert users, f"{service} runs as root"
+    assert users[-1] not in {"root", "0"}
+
+
+def test_each_function_with_its_layers_fits_lambdas_unzipped_limit(dev: Synth) -> None:
+    # Given the staged code assets of the functions stack
+    files = dev.assets("functions")["files"]
+
+    def staged(code: dict) -> Path:
+        return dev.outdir / files[code["S3Key"].removesuffix(".zip")]["source"]["path"]
+
+    layers = {
+        logical_id: staged(layer["Properties"]["Content"])
+        for logical_id, layer in dev.resources("functions", "AWS::Lambda::LayerVersion").items()
+    }
+    for logical_id, function in dev.resources("functions", "AWS::Lambda::Function").items():
+        properties = function["Properties"]
+        # When a function's code and its layers are measured as Lambda unpacks them
+        folders = [
+            staged(properties["Code"]),
+            *(layers[layer["Ref"]] for layer in properties.get("Layers", [])),
+        ]
+        size = sum(directory_bytes(folder) for folder in folders)
+
+        # Then they fit in the limit
+        assert 0 < size <= LAMBDA_UNZIPPED_LIMIT, (
+            f"{logical_id}: {size / 2**20:.1f} MiB unzipped ({size} bytes), over Lambda's 250 MiB"
+        )

@@ -248,6 +248,8 @@ class ComputeStack(Stack):
             grant_items(role, self._catalogue, table, READ_ITEMS + WRITE_ITEMS)
         for bucket in (Bucket.MODELS, Bucket.UPDATES):
             grant_objects(role, self._catalogue, bucket, READ_OBJECTS + WRITE_OBJECTS)
+        # The training-finished email goes to the job owner's address, kept on their profile.
+        grant_items(role, self._catalogue, Table.USERS, READ_ITEMS)
         self._storage.queues[Queue.NOTIFICATIONS].grant_send_messages(role)
         self.acknowledge_task_definition(task_definition)
 

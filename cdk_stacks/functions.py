@@ -79,7 +79,9 @@ class FunctionsStack(Stack):
             "DatasetGeneration", "dataset_generation", timeout=Duration.minutes(5), memory_mib=2048
         )
         grant_items(generation.role, self._catalogue, Table.DATASETS, READ_ITEMS + WRITE_ITEMS)
-        grant_objects(generation.role, self._catalogue, Bucket.SAMPLES, WRITE_OBJECTS)
+        grant_objects(
+            generation.role, self._catalogue, Bucket.SAMPLES, (*WRITE_OBJECTS, "s3:AbortMultipartUpload")
+        )
         self.dataset_failures = dead_letter_queue(self, "DatasetGenerationFailures")
         generation.function.add_event_source(
             sources.DynamoEventSource(

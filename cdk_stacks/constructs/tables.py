@@ -31,19 +31,13 @@ def record_table(
     types = {a["AttributeName"]: a["AttributeType"] for a in schema["attribute_definitions"]}
     ttl = record._ttl_attribute()
     stream = getattr(record.Meta, "stream_view_type", None)
-    return dynamodb.TableV2(
+    return _guarded_table(
         scope,
         record.__name__.removesuffix("Record"),
-        table_name=table_name,
+        table_name,
+        removal_policy,
         partition_key=_key(schema["key_schema"], types, "HASH"),
         sort_key=_key(schema["key_schema"], types, "RANGE"),
-        billing=dynamodb.Billing.on_demand(),
-        encryption=dynamodb.TableEncryptionV2.aws_managed_key(),
-        point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-            point_in_time_recovery_enabled=True
-        ),
-        deletion_protection=removal_policy == RemovalPolicy.RETAIN,
-        removal_policy=removal_policy,
         time_to_live_attribute=ttl.attr_name if ttl else None,
         dynamo_stream=_STREAMS[stream] if stream else None,
         global_secondary_indexes=[
@@ -60,11 +54,24 @@ def record_table(
 
 def idempotency_table(scope: Construct, table_name: str, removal_policy: RemovalPolicy) -> dynamodb.TableV2:
     """The table Powertools idempotency expects: key ``id``, TTL ``expiration``."""
-    return dynamodb.TableV2(
+    return _guarded_table(
         scope,
         "Idempotency",
-        table_name=table_name,
+        table_name,
+        removal_policy,
         partition_key=dynamodb.Attribute(name="id", type=dynamodb.AttributeType.STRING),
+        time_to_live_attribute="expiration",
+    )
+
+
+def _guarded_table(
+    scope: Construct, construct_id: str, table_name: str, removal_policy: RemovalPolicy, **keys: object
+) -> dynamodb.TableV2:
+    """On demand, encrypted, with PITR; kept (and protected from deletion) when the stage retains data."""
+    return dynamodb.TableV2(
+        scope,
+        construct_id,
+        table_name=table_name,
         billing=dynamodb.Billing.on_demand(),
         encryption=dynamodb.TableEncryptionV2.aws_managed_key(),
         point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
@@ -72,5 +79,5 @@ def idempotency_table(scope: Construct, table_name: str, removal_policy: Removal
         ),
         deletion_protection=removal_policy == RemovalPolicy.RETAIN,
         removal_policy=removal_policy,
-        time_to_live_attribute="expiration",
+        **keys,
     )

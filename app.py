@@ -1,7 +1,7 @@
 """The CDK app: every Cohort stack for one stage, checked by cdk-nag on each synth.
 
-    cdk synth                      # the dev stage (cdk.json)
-    cdk deploy -c cohort:stage=prod CohortProdStorage
+cdk synth                      # the dev stage (cdk.json)
+cdk deploy -c cohort:stage=prod CohortProdStorage
 """
 
 from __future__ import annotations

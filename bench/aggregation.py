@@ -22,23 +22,26 @@ Run: .venv/bin/python bench/aggregation.py
 from __future__ import annotations
 
 import argparse
-import ctypes
 import datetime
-import gc
 import math
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import NamedTuple
 
 import torch
-from report import write_section
+from report import (
+    Target,
+    cpu_model,
+    in_fresh_process,
+    markdown_table,
+    peak_extra_bytes,
+    verdicts,
+    write_section,
+)
 from tqdm import tqdm
 
 from cohort.domain.weights import Tensors, TensorSignature, check_values, decode, encode, view_tensors
@@ -172,60 +175,14 @@ def time_methods(methods: dict[str, Callable[[], object]]) -> dict[str, list[flo
     return times
 
 
-def _status_bytes(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"/proc/self/status has no {field}")
-
-
 def measure_peak_extra(method: str, n: int) -> int:
     """Bytes of RSS high-water above the inputs while one aggregation runs, its result included."""
     updates, samples, global_weights = make_inputs(n)
-    gc.collect()
-    # Heap freed while building the inputs would be reused unseen by RSS and hide part of the
-    # peak, so glibc hands it back first.
-    ctypes.CDLL(None).malloc_trim(0)
-    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
-    baseline = _status_bytes("VmRSS")
-    AGGREGATORS[method](updates, samples, global_weights)
-    return _status_bytes("VmHWM") - baseline
+    return peak_extra_bytes(lambda: AGGREGATORS[method](updates, samples, global_weights))
 
 
 def peak_extra_in_fresh_process(method: str, n: int) -> int:
-    # A fresh process per figure: nothing from earlier runs lingers in its heap.
-    result = subprocess.run(
-        [sys.executable, __file__, "--memory", method, str(n)], capture_output=True, text=True, check=True
-    )
-    return int(result.stdout.split()[-1])
-
-
-class Target(NamedTuple):
-    name: str
-    measured: str
-    passed: bool
-
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric_from: int = 1) -> str:
-    """A markdown table padded to line up as plain text too."""
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-
-    def line(cells: Sequence[str]) -> str:
-        padded = (
-            c.rjust(w) if i >= numeric_from else c.ljust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        )
-        return "| " + " | ".join(padded) + " |"
-
-    rule = ["-" * (w - 1) + ":" if i >= numeric_from else "-" * w for i, w in enumerate(widths)]
-    return "\n".join([line(header), line(rule), *(line(row) for row in rows)])
-
-
-def _cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.machine()
+    return in_fresh_process(__file__, method, n)
 
 
 def render(
@@ -262,16 +219,11 @@ def render(
         ["Method", *(f"N = {n}" for n in MEMORY_NS)],
         [[name, *(f"{memory[name][n]:.2f}x" for n in MEMORY_NS)] for name in AGGREGATORS],
     )
-    verdicts = markdown_table(
-        ["Target", "Measured", "Result"],
-        [[t.name, t.measured, "PASS" if t.passed else "FAIL"] for t in targets],
-        numeric_from=3,
-    )
     return f"""## Streaming FedAvg aggregation
 
 {N_UPDATES} updates of a {PARAMS:,}-parameter float32 model ({MODEL_NBYTES:,} bytes each, \
 {len(SHAPES)} tensors), prepared as safetensors bytes as they arrive over HTTP. Measured on \
-{datetime.datetime.now(datetime.UTC):%Y-%m-%d}: {_cpu_model()}, {os.cpu_count()} cores, \
+{datetime.datetime.now(datetime.UTC):%Y-%m-%d}: {cpu_model()}, {os.cpu_count()} cores, \
 torch {torch.__version__} on {torch.get_num_threads()} threads, Python {platform.python_version()}, \
 load average {load:.1f} at the start. Times are the minimum and median of {REPEATS} interleaved runs \
 after a warm-up; ratios use the minima, since noise only adds time.
@@ -289,7 +241,7 @@ the model's {MODEL_NBYTES:,} bytes, each in a fresh process:
 
 {mem}
 
-{verdicts}
+{verdicts(targets)}
 
 Rerun with `{RERUN}` (or `make bench`); it rewrites this section and exits 1 if a target is missed.
 """

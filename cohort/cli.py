@@ -54,6 +54,7 @@ def up(
         typer.echo(f"orchestrator  {state.orchestrator_url}  (docs at /docs, metrics at /metrics)")
         typer.echo(f"user pool     {state.user_pool_id}, client {state.user_pool_client_id}")
         typer.echo(f"logs          {platform.log_dir}")
+        typer.echo(f"outbox        {platform.outbox}  (every email sent, as .eml files)")
         typer.echo("Ctrl-C or 'cohort down' stops everything.")
         while not stop:
             time.sleep(0.2)
@@ -107,6 +108,9 @@ def status(home: Home = DEFAULT_HOME) -> None:
     typer.echo(
         f"user pool     {state.user_pool_id}, client {state.user_pool_client_id}, region {state.region}"
     )
+    if state.outbox:
+        emails = len(list(Path(state.outbox).glob("*.eml")))
+        typer.echo(f"outbox        {state.outbox}  ({emails} emails)")
     _show_fl_nodes(state)
 
 

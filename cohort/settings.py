@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     ecs_vpc_id: str = ""
     log_dir: str = ".cohort/logs"  # local launcher: one log file per FL node
 
+    # Notifications are sent from this SES identity; the email function may send from no other.
+    sender_email: str = "notifications@cohort.local"
+
     # Limits on what users and devices may send.
     max_request_bytes: int = 1024 * 1024  # JSON bodies on the orchestrator
     max_model_bytes: int = 256 * 1024 * 1024

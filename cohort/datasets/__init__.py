@@ -1,1 +1,1 @@
-"""Data: the digits set for simulated devices, and (later) sample datasets from schemas."""
+"""Data: dataset schemas and their generated sample datasets; digits shards for simulated devices."""

@@ -49,11 +49,6 @@ def _owner_index(record: str) -> type[GlobalSecondaryIndex]:
     return OwnerIndex
 
 
-class Role(StrEnum):
-    SCIENTIST = "scientist"
-    APP_DEVELOPER = "app_developer"
-
-
 class UserRecord(_Record):
     class Meta(_Record.Meta):
         table = Table.USERS
@@ -116,7 +111,12 @@ class DatasetRecord(_Record):
     owner_id = UnicodeAttribute()
     app_name = UnicodeAttribute()
     attributes = JSONAttribute()
+    # The sample's size and seed; absent on datasets registered before samples existed.
+    rows = NumberAttribute(null=True)
+    seed = NumberAttribute(null=True)
     status = UnicodeAttribute(default=DatasetStatus.REGISTERED)
+    status_reason = UnicodeAttribute(null=True)  # why the sample could not be generated
+    sample_keys = JSONAttribute(null=True)  # object key in the samples bucket, by format
     created_at = UTCDateTimeAttribute(default=utcnow)
     by_owner = OwnerIndex()
     by_status = StatusIndex()
@@ -299,9 +299,19 @@ ALL_RECORDS: tuple[type[_Record], ...] = (
 
 
 def bind_tables(settings: Settings) -> None:
-    """Point every record class at this deployment's tables."""
+    """Point every record class at this deployment's tables.
+
+    Cheap when nothing changed: a record already bound to the same table, region
+    and endpoint keeps its connection, so a Lambda handler may call this on
+    every invocation.
+    """
     for record in ALL_RECORDS:
-        record.Meta.table_name = settings.catalogue.table(record.Meta.table)
-        record.Meta.region = settings.aws_region
-        record.Meta.host = settings.aws_endpoint_url
+        binding = (
+            settings.catalogue.table(record.Meta.table),
+            settings.aws_region,
+            settings.aws_endpoint_url,
+        )
+        if (getattr(record.Meta, "table_name", None), record.Meta.region, record.Meta.host) == binding:
+            continue
+        record.Meta.table_name, record.Meta.region, record.Meta.host = binding
         record._connection = None

@@ -296,6 +296,16 @@ class FederatedNode:
         self._store.finish(self._job, status, reason, trained_key)
         self.finished.set()
 
+    def announce(self) -> None:
+        """Tell the owner the job has ended; called once it has, outside the lock, as it may be slow.
+
+        The email is a courtesy: if it cannot be queued, the job's outcome stands and is logged.
+        """
+        try:
+            self._store.notify_owner(self._job)
+        except Exception:
+            log.exception("the training-finished notification of job %s was not queued", self._job.job_id)
+
     @property
     def job(self) -> TrainingJobRecord:
         return self._job

@@ -46,6 +46,7 @@ def create_node_app(job_id: str, on_finished: Callable[[], None] = lambda: None)
     def watch_deadlines() -> None:
         while not stop_watching.is_set():
             if node.finished.wait(min(_TICK_SECONDS, node.seconds_to_deadline() + 0.01)):
+                node.announce()
                 stop_watching.wait(_LINGER_SECONDS)
                 on_finished()
                 return

@@ -21,11 +21,15 @@ from cohort.domain.records import (
     RoundRecord,
     RoundStatus,
     TrainingJobRecord,
+    UserRecord,
     attempt_prefix,
     participation_slot,
     utcnow,
 )
+from cohort.domain.training import ServerConfig
 from cohort.domain.weights import Tensors, TensorSignature, decode, encode
+from cohort.notify.messages import MAX_REASON, TrainingFinished
+from cohort.notify.queue import enqueue
 from cohort.services import storage
 
 # Participation records outlive their job by this long, then DynamoDB's TTL removes them.
@@ -81,6 +85,25 @@ class NodeStore:
             actions.append(TrainingJobRecord.trained_weights_key.set(trained_key))
         job.update(actions=actions)
 
+    def notify_owner(self, job: TrainingJobRecord) -> None:
+        """Queue the training-finished email to the job's owner; its id makes a repeat harmless."""
+        completed = [r for r in self.rounds() if r.status == RoundStatus.COMPLETED]
+        last = completed[-1] if completed else None
+        enqueue(
+            TrainingFinished(
+                notification_id=f"training-finished-{job.job_id}",
+                to=UserRecord.get(job.owner_id).email,
+                job_id=job.job_id,
+                model_name=self.model(job.model_id).name,
+                status=job.status,
+                reason=(job.status_reason or "")[:MAX_REASON],
+                rounds_completed=len(completed),
+                total_rounds=ServerConfig.model_validate(job.server_config).rounds,
+                final_loss=last.loss if last else None,
+                final_accuracy=last.accuracy if last else None,
+            )
+        )
+
     # -- weights --------------------------------------------------------------------
     def read_weights(self, key: str, signature: TensorSignature) -> Tensors:
         data = storage.get_bytes(Bucket.MODELS, key, max_bytes=signature.nbytes * 2 + 1_000_000)
@@ -95,6 +118,9 @@ class NodeStore:
         return storage.presigned_get(Bucket.MODELS, key)
 
     # -- rounds -----------------------------------------------------------------------
+    def rounds(self) -> list[RoundRecord]:
+        return list(RoundRecord.query(self.job_id, consistent_read=True))
+
     def round(self, round_number: int) -> RoundRecord | None:
         try:
             return RoundRecord.get(self.job_id, round_number, consistent_read=True)

@@ -1,28 +1,55 @@
-"""Sign-up on the local platform: Cognito on the emulator, then the post-confirmation step.
+"""Sign-up on the local platform: Cognito on the emulator, then the real post-confirmation trigger.
 
 The emulator sends no confirmation codes and runs no Cognito triggers, so the
-local platform confirms the user as an administrator would and then runs the
-post-confirmation step itself.
+local platform confirms the user as an administrator would, marks the email
+verified as confirming by code does, and then invokes the signup function's
+handler with the event Cognito would send it. The handler creates the profile,
+adds the user to their group and queues the welcome email.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from cohort import aws
 from cohort.catalogue import Group
-from cohort.services.users import ROLE_OF_GROUP, register_profile
+from cohort.domain.roles import ROLE_OF_GROUP
+from cohort.local import lambda_runtime
+from cohort.services.signup import CONFIRM_SIGN_UP, ROLE_ATTRIBUTE
+from cohort.settings import get_settings
 
 
 def create_confirmed_user(pool_id: str, client_id: str, email: str, password: str, group: Group) -> str:
-    """Sign up, confirm, join the group and create the profile; returns the user's sub."""
+    """Sign up, confirm and run the post-confirmation trigger; returns the user's sub."""
     cognito = aws.client("cognito-idp")
-    role = ROLE_OF_GROUP[group]
     signed_up = cognito.sign_up(
         ClientId=client_id,
         Username=email,
         Password=password,
-        UserAttributes=[{"Name": "email", "Value": email}, {"Name": "custom:role", "Value": role.value}],
+        UserAttributes=[
+            {"Name": "email", "Value": email},
+            {"Name": ROLE_ATTRIBUTE, "Value": ROLE_OF_GROUP[group].value},
+        ],
     )
     cognito.admin_confirm_sign_up(UserPoolId=pool_id, Username=email)
-    cognito.admin_add_user_to_group(UserPoolId=pool_id, Username=email, GroupName=group.value)
-    register_profile(signed_up["UserSub"], email, role)
+    cognito.admin_update_user_attributes(
+        UserPoolId=pool_id, Username=email, UserAttributes=[{"Name": "email_verified", "Value": "true"}]
+    )
+    user = cognito.admin_get_user(UserPoolId=pool_id, Username=email)
+    lambda_runtime.invoke("signup", post_confirmation_event(pool_id, client_id, user))
     return signed_up["UserSub"]
+
+
+def post_confirmation_event(pool_id: str, client_id: str, user: dict[str, Any]) -> dict[str, Any]:
+    """What Cognito sends the trigger (see tests/events/post_confirmation.json), from ``AdminGetUser``."""
+    attributes = {attribute["Name"]: attribute["Value"] for attribute in user["UserAttributes"]}
+    return {
+        "version": "1",
+        "region": get_settings().aws_region,
+        "userPoolId": pool_id,
+        "userName": user["Username"],
+        "callerContext": {"awsSdkVersion": "aws-sdk-unknown-unknown", "clientId": client_id},
+        "triggerSource": CONFIRM_SIGN_UP,
+        "request": {"userAttributes": {**attributes, "cognito:user_status": user["UserStatus"]}},
+        "response": {},
+    }

@@ -3,7 +3,7 @@
 A scientist and an app developer sign up; the developer registers an app and
 its dataset; the scientist uploads a small CNN and trains it by federated
 learning on simulated devices, then scores the downloaded model on held-out
-digits.
+digits. The welcome and training-finished emails land in the platform's outbox.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import json
 import secrets
 import threading
 import time
+from email import policy
+from email.parser import BytesHeaderParser
 from pathlib import Path
 
 import torch
@@ -23,6 +25,7 @@ from cohort.domain.weights import TensorSignature, decode, load_into, trainable_
 from cohort.federated.simulator import SimulationResult, simulate
 from cohort.federated.training import accuracy
 from cohort.local.accounts import create_confirmed_user
+from cohort.local.outbox import Outbox
 from cohort.local.platform import LocalPlatform
 from cohort.sdk import CohortClient, sign_in
 
@@ -77,6 +80,15 @@ def run_demo(home: Path, num_devices: int = 10, rounds: int = 10, seed: int = 0)
         scientist = CohortClient(
             platform.orchestrator_url, sign_in(client_id, "ada@example.org", scientist_password)
         )
+        # The dataset function generated the app's sample dataset from its schema meanwhile.
+        sample = scientist.wait_for_sample(dataset["dataset_id"], timeout=60)
+        sample_csv = home / f"sample-{dataset['dataset_id']}.csv"
+        sample_csv.write_bytes(scientist.download_sample(dataset["dataset_id"]))
+        print(
+            f"▶ sample dataset {sample['status']}: {sample['rows']:,} rows x {len(DIGITS_SCHEMA)} attributes "
+            f"(seed {sample['seed']}), downloaded to {sample_csv}"
+        )
+
         spec = parse_architecture(SMALL_CNN)
         model = scientist.create_model("digits-cnn", SMALL_CNN, trainable_state(spec.build()))
         print(f"▶ model {model['model_id']} uploaded: {model['parameter_count']:,} parameters")
@@ -108,6 +120,9 @@ def run_demo(home: Path, num_devices: int = 10, rounds: int = 10, seed: int = 0)
             trained, decode(scientist.download_trained_model(job["job_id"]), TensorSignature.of(trained))
         )
         test_accuracy = accuracy(trained, test)
+        outbox = Outbox(Path(platform.outbox))
+        outbox.wait_for(f"training-finished-{job['job_id']}", timeout=60)
+        _print_outbox(outbox)
 
     seconds = time.monotonic() - started
     _print_summary(job, simulation[0] if simulation else None, test_accuracy, len(test))
@@ -135,6 +150,15 @@ def _print_summary(
         for error in simulation.errors:
             print(f"  device error: {error}")
     print(f"held-out test accuracy of the downloaded model: {test_accuracy:.4f} on {test_size} digits\n")
+
+
+def _print_outbox(outbox: Outbox) -> None:
+    emails = sorted(outbox.folder.glob("*.eml"), key=lambda path: path.stat().st_mtime)
+    print(f"▶ outbox {outbox.folder}: {len(emails)} emails, each an .eml file any mail client opens")
+    for path in emails:
+        with path.open("rb") as file:
+            headers = BytesHeaderParser(policy=policy.default).parse(file)
+        print(f"    {headers['To']:<20} {headers['Subject']:<34} {path.name}")
 
 
 def main(home: Path) -> None:

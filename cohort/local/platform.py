@@ -1,4 +1,5 @@
-"""``cohort up``: the emulator, the provisioned resources and the orchestrator, as child processes.
+"""``cohort up``: the emulator, the provisioned resources, the orchestrator, the notification
+pump and the datasets stream pump, as child processes.
 
 All of them bind to 127.0.0.1. The state file says what runs where, for
 ``cohort status`` and ``cohort down``; it holds no secret.
@@ -38,6 +39,7 @@ class PlatformState:
     user_pool_client_id: str
     pids: dict[str, int] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)
+    outbox: str = ""  # every email sent, as .eml files
 
     def save(self, home: Path) -> None:
         home.mkdir(parents=True, exist_ok=True)
@@ -63,6 +65,15 @@ class LocalPlatform:
     def log_dir(self) -> Path:
         return self.home / "logs"
 
+    @property
+    def outbox(self) -> Path:
+        return self.home / "outbox"
+
+    @property
+    def dataset_failures(self) -> Path:
+        """Dataset stream records the dataset function kept failing on, one batch per line."""
+        return self.log_dir / "dataset-generation-failures.jsonl"
+
     def start(self) -> PlatformState:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         emulator_url = f"http://127.0.0.1:{self._emulator_port}"
@@ -82,6 +93,8 @@ class LocalPlatform:
                 # A fresh key each run, handed only to child processes' environments.
                 "COHORT_TOKEN_SECRET": secrets.token_urlsafe(48),
                 "COHORT_LAUNCHER": "local",
+                # Also where the functions run in this process (the signup trigger) write their logs.
+                "COHORT_LOG_DIR": str(self.log_dir.resolve()),
             }
         )
         aws.reset_clients()
@@ -105,6 +118,22 @@ class LocalPlatform:
             {**os.environ, "COHORT_LOG_DIR": str(self.log_dir.resolve())},
         )
         _wait_for(f"{orchestrator_url}/healthz", self._children[-1], "the orchestrator")
+        self._spawn(
+            "notifications",
+            [sys.executable, "-m", "cohort.local.notification_pump", "--outbox", str(self.outbox.resolve())],
+            os.environ.copy(),
+        )
+        self._spawn(
+            "stream-pump",
+            [
+                sys.executable,
+                "-m",
+                "cohort.local.stream_pump",
+                "--failures",
+                str(self.dataset_failures.resolve()),
+            ],
+            os.environ.copy(),
+        )
 
         self.state = PlatformState(
             emulator_url=emulator_url,
@@ -113,6 +142,7 @@ class LocalPlatform:
             user_pool_id=pool.pool_id,
             user_pool_client_id=pool.client_id,
             pids={"platform": os.getpid(), **{name: child.pid for name, child in self._children}},
+            outbox=str(self.outbox.resolve()),
         )
         self.state.save(self.home)
         return self.state

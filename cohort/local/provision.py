@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 
 from cohort import aws
-from cohort.catalogue import Bucket, Group, Queue
+from cohort.catalogue import Bucket, Group, Queue, Table
 from cohort.domain.records import ALL_RECORDS, bind_tables
 from cohort.settings import Settings
 
@@ -24,9 +24,30 @@ def provision(settings: Settings) -> UserPool:
     for record in ALL_RECORDS:
         if not record.exists():
             record.create_table(wait=True)
+    _create_idempotency_table(settings)
     _create_buckets(settings)
     _create_queues(settings)
+    _verify_sender(settings)
     return _create_user_pool(settings)
+
+
+def _create_idempotency_table(settings: Settings) -> None:
+    """The table Powertools idempotency expects: key ``id``, TTL ``expiration``."""
+    dynamodb = aws.client("dynamodb")
+    name = settings.catalogue.table(Table.IDEMPOTENCY)
+    try:
+        dynamodb.create_table(
+            TableName=name,
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    except dynamodb.exceptions.ResourceInUseException:
+        return
+    dynamodb.get_waiter("table_exists").wait(TableName=name)
+    dynamodb.update_time_to_live(
+        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"}
+    )
 
 
 def _create_buckets(settings: Settings) -> None:
@@ -46,6 +67,11 @@ def _create_queues(settings: Settings) -> None:
         sqs.create_queue(
             QueueName=settings.catalogue.queue(queue), Attributes={"RedrivePolicy": json.dumps(redrive)}
         )
+
+
+def _verify_sender(settings: Settings) -> None:
+    # On AWS a person verifies the sender's address or domain once; the emulator verifies at once.
+    aws.client("ses").verify_email_identity(EmailAddress=settings.sender_email)
 
 
 def _create_user_pool(settings: Settings) -> UserPool:

@@ -53,8 +53,16 @@ class CohortClient:
         return response.json()
 
     # -- app developers ---------------------------------------------------------------
-    def register_dataset(self, app_name: str, attributes: list[dict]) -> dict:
-        return self._request("POST", "/v1/datasets", json={"app_name": app_name, "attributes": attributes})
+    def register_dataset(
+        self, app_name: str, attributes: list[dict], *, rows: int | None = None, seed: int | None = None
+    ) -> dict:
+        """Register the app's data; a sample of ``rows`` rows (1,000 unless given) is generated from it."""
+        body: dict[str, Any] = {"app_name": app_name, "attributes": attributes}
+        if rows is not None:
+            body["rows"] = rows
+        if seed is not None:
+            body["seed"] = seed
+        return self._request("POST", "/v1/datasets", json=body)
 
     def create_api_key(self, dataset_id: str) -> dict:
         return self._request("POST", f"/v1/datasets/{dataset_id}/api-keys")
@@ -67,6 +75,22 @@ class CohortClient:
 
     def datasets(self) -> list[dict]:
         return self._request("GET", "/v1/datasets")
+
+    def dataset(self, dataset_id: str) -> dict:
+        return self._request("GET", f"/v1/datasets/{dataset_id}")
+
+    def wait_for_sample(self, dataset_id: str, *, timeout: float = 120.0) -> dict:
+        """Poll until the dataset's sample is ready, or has failed; returns the dataset."""
+        give_up_at = time.monotonic() + timeout
+        while (dataset := self.dataset(dataset_id))["status"] == "registered":
+            if time.monotonic() > give_up_at:
+                raise TimeoutError(f"the sample of dataset {dataset_id} was not ready within {timeout:.0f}s")
+            time.sleep(0.3)
+        return dataset
+
+    def download_sample(self, dataset_id: str, fmt: str = "csv") -> bytes:
+        """The sample dataset as CSV or Parquet bytes (``fmt``: ``csv`` or ``parquet``)."""
+        return self._download(f"/v1/datasets/{dataset_id}/sample", "sample", params={"format": fmt})
 
     # -- scientists -------------------------------------------------------------------
     def create_model(self, name: str, architecture: Mapping, weights: Mapping[str, torch.Tensor]) -> dict:
@@ -128,8 +152,12 @@ class CohortClient:
         )
 
     def download_trained_model(self, job_id: str) -> bytes:
-        link = self._request("GET", f"/v1/jobs/{job_id}/model")
+        return self._download(f"/v1/jobs/{job_id}/model", "trained model")
+
+    def _download(self, path: str, what: str, **kwargs: Any) -> bytes:
+        """GET the presigned link the API hands out at ``path``, then the object behind it."""
+        link = self._request("GET", path, **kwargs)
         response = httpx.get(link["url"], timeout=self._http.timeout)
         if response.is_error:
-            raise CohortError(response.status_code, "trained model download failed")
+            raise CohortError(response.status_code, f"{what} download failed")
         return response.content

@@ -1,45 +1,40 @@
-"""App developers' datasets and the API keys their apps use."""
+"""App developers' datasets, their sample datasets, and the API keys their apps use."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
 import uuid
-from typing import Annotated, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, Field
 
-from cohort.catalogue import Group
-from cohort.domain.errors import NotFound, Unauthorized
+from cohort.catalogue import Bucket, Group
+from cohort.datasets.schema import MAX_SEED, DatasetSchema, Name, SampleFormat
+from cohort.domain.errors import Conflict, Forbidden, NotFound, Unauthorized
 from cohort.domain.records import ApiKeyRecord, DatasetRecord, DatasetStatus
+from cohort.services import storage
 from cohort.services.auth import Principal
 from cohort.services.ownership import owned_record
 
-Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")]
 
+class DatasetRegistration(DatasetSchema):
+    """An app's on-device data: its attributes, and the sample dataset to generate from them."""
 
-class Attribute(BaseModel):
-    """One column of the app's on-device data."""
-
-    model_config = ConfigDict(extra="forbid")
-    name: Name
-    type: Literal["int", "float", "bool", "category", "string"]
-    min: float | None = None
-    max: float | None = None
-    choices: Annotated[list[str], Field(max_length=1000)] | None = None
-
-
-class DatasetRegistration(BaseModel):
-    model_config = ConfigDict(extra="forbid")
     app_name: Name
-    attributes: Annotated[list[Attribute], Field(min_length=1, max_length=256)]
 
 
 class DatasetView(BaseModel):
     dataset_id: str
     app_name: str
-    status: DatasetStatus
-    attributes: list[Attribute]
+    status: DatasetStatus = Field(
+        description="registered: the sample is being generated; ready: it can be downloaded; "
+        "failed: see status_reason"
+    )
+    status_reason: str | None = None
+    attributes: list[dict[str, Any]] = Field(description="As registered (see DatasetRegistration)")
+    rows: int | None = Field(description="Rows of the sample")
+    seed: int | None = Field(description="The sample's seed: the same schema and seed give the same rows")
     created_at: str
 
     @classmethod
@@ -48,7 +43,10 @@ class DatasetView(BaseModel):
             dataset_id=record.dataset_id,
             app_name=record.app_name,
             status=DatasetStatus(record.status),
+            status_reason=record.status_reason,
             attributes=record.attributes,
+            rows=record.rows,
+            seed=record.seed,
             created_at=record.created_at.isoformat(),
         )
 
@@ -76,12 +74,15 @@ class ApiKeyCreated(BaseModel):
 
 
 def register(owner: Principal, registration: DatasetRegistration) -> DatasetView:
+    """Store the dataset; its stream record has the dataset function generate the sample."""
     owner.require(Group.APP_DEVELOPERS)
     record = DatasetRecord(
         uuid.uuid4().hex,
         owner_id=owner.user_id,
         app_name=registration.app_name,
-        attributes=[a.model_dump(mode="json", exclude_none=True) for a in registration.attributes],
+        attributes=registration.stored_attributes(),
+        rows=registration.rows,
+        seed=secrets.randbelow(MAX_SEED + 1) if registration.seed is None else registration.seed,
     )
     record.save()
     return DatasetView.of(record)
@@ -92,6 +93,33 @@ def get(dataset_id: str) -> DatasetRecord:
         return DatasetRecord.get(dataset_id)
     except DatasetRecord.DoesNotExist:
         raise NotFound(f"no dataset {dataset_id}") from None
+
+
+def readable(caller: Principal, dataset_id: str) -> DatasetRecord:
+    """A dataset with its sample: for every scientist, and for the app developer who registered it."""
+    record = get(dataset_id)
+    if Group.SCIENTISTS.value not in caller.groups and record.owner_id != caller.user_id:
+        raise Forbidden(
+            "a dataset and its sample are for scientists and for the app developer who registered it"
+        )
+    return record
+
+
+def sample(caller: Principal, dataset_id: str, fmt: SampleFormat) -> storage.Download:
+    """A presigned link to the sample dataset, once it has been generated."""
+    record = readable(caller, dataset_id)
+    if record.status == DatasetStatus.FAILED:
+        raise Conflict(
+            f"the sample of dataset {dataset_id} could not be generated: {record.status_reason}. "
+            "Register the dataset again with the schema corrected"
+        )
+    if record.status != DatasetStatus.READY or not record.sample_keys:
+        raise Conflict(
+            f"the sample of dataset {dataset_id} is still being generated; try again in a few seconds"
+        )
+    return storage.download(
+        Bucket.SAMPLES, record.sample_keys[fmt], filename=f"{record.app_name}-{dataset_id[:8]}.{fmt}"
+    )
 
 
 def browse() -> list[DatasetView]:

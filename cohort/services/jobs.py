@@ -104,11 +104,6 @@ class OpenJob(BaseModel):
     current_round: int
 
 
-class Download(BaseModel):
-    url: str
-    expires_in: int
-
-
 def release_finished_nodes(launcher: Launcher) -> int:
     """Stop and deregister the nodes of jobs that have ended; returns how many were released."""
     released = 0
@@ -173,16 +168,11 @@ def list_owned(owner: Principal) -> list[JobView]:
     return [JobView.of(r) for r in TrainingJobRecord.by_owner.query(owner.user_id, scan_index_forward=False)]
 
 
-def download_trained(owner: Principal, job_id: str) -> Download:
+def download_trained(owner: Principal, job_id: str) -> storage.Download:
     record = owned(owner, job_id)
     if record.status != JobStatus.COMPLETED or not record.trained_weights_key:
         raise Conflict(f"the job is {record.status}; the trained model is there once it completes")
-    return Download(
-        url=storage.presigned_get(
-            Bucket.MODELS, record.trained_weights_key, filename=f"{job_id}.safetensors"
-        ),
-        expires_in=get_settings().presigned_url_ttl_seconds,
-    )
+    return storage.download(Bucket.MODELS, record.trained_weights_key, filename=f"{job_id}.safetensors")
 
 
 def open_for_dataset(dataset_id: str) -> list[OpenJob]:

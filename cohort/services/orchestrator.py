@@ -11,14 +11,15 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Response
+from fastapi import APIRouter, Depends, FastAPI, Query, Response
 from pydantic import BaseModel, ConfigDict, StringConstraints
 from starlette.concurrency import run_in_threadpool
 
 from cohort.catalogue import Group
+from cohort.datasets.schema import SampleFormat
 from cohort.domain.architecture import ArchitectureSpec
 from cohort.domain.records import bind_tables
-from cohort.services import datasets, devices, http, jobs, models
+from cohort.services import datasets, devices, http, jobs, models, storage
 from cohort.services.auth import CognitoVerifier, DeviceIdentity, DeviceTokens, Principal
 from cohort.services.ecs_launcher import EcsLauncher
 from cohort.services.launcher import Launcher, LocalProcessLauncher
@@ -118,8 +119,25 @@ def _people_routes(verifier: CognitoVerifier, launcher: Launcher) -> APIRouter:
 
     @people.post("/datasets", status_code=201, tags=["datasets"])
     def register_dataset(body: datasets.DatasetRegistration, caller: Person) -> datasets.DatasetView:
-        """Register an app's on-device data (app developers)."""
+        """Register an app's on-device data (app developers); its sample dataset is generated next.
+
+        A schema that cannot be generated is refused here with 422, one problem per entry.
+        """
         return datasets.register(caller, body)
+
+    @people.get("/datasets/{dataset_id}", tags=["datasets"])
+    def get_dataset(dataset_id: str, caller: Person) -> datasets.DatasetView:
+        """A dataset and the state of its sample (scientists, and the app developer who registered it)."""
+        return datasets.DatasetView.of(datasets.readable(caller, dataset_id))
+
+    @people.get("/datasets/{dataset_id}/sample", tags=["datasets"])
+    def download_sample(
+        dataset_id: str,
+        caller: Person,
+        fmt: Annotated[SampleFormat, Query(alias="format", description="csv or parquet")] = "csv",
+    ) -> storage.Download:
+        """A presigned URL for the sample dataset; 409 while it is generated, or if it failed."""
+        return datasets.sample(caller, dataset_id, fmt)
 
     @people.post("/datasets/{dataset_id}/api-keys", status_code=201, tags=["datasets"])
     def create_api_key(dataset_id: str, caller: Person) -> datasets.ApiKeyCreated:
@@ -151,7 +169,7 @@ def _people_routes(verifier: CognitoVerifier, launcher: Launcher) -> APIRouter:
         return jobs.status(caller, job_id)
 
     @people.get("/jobs/{job_id}/model", tags=["training"])
-    def download_trained_model(job_id: str, caller: Scientist) -> jobs.Download:
+    def download_trained_model(job_id: str, caller: Scientist) -> storage.Download:
         """A presigned URL for the trained weights, once the job has completed."""
         return jobs.download_trained(caller, job_id)
 

@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from pydantic import BaseModel
+
 from cohort import aws
 from cohort.catalogue import Bucket
 from cohort.domain.errors import InvalidInput, NotFound, PayloadTooLarge
 from cohort.settings import get_settings
 
 
+class Download(BaseModel):
+    url: str
+    expires_in: int
+
+
 def bucket_name(bucket: Bucket) -> str:
     return get_settings().catalogue.bucket(bucket)
+
+
+def download(bucket: Bucket, key: str, filename: str) -> Download:
+    """A presigned link that saves the object as ``filename``."""
+    return Download(
+        url=presigned_get(bucket, key, filename=filename),
+        expires_in=get_settings().presigned_url_ttl_seconds,
+    )
 
 
 def presigned_get(bucket: Bucket, key: str, *, filename: str | None = None) -> str:
@@ -31,6 +48,11 @@ def presigned_put(bucket: Bucket, key: str) -> str:
 
 def put_bytes(bucket: Bucket, key: str, data: bytes) -> None:
     aws.client("s3").put_object(Bucket=bucket_name(bucket), Key=key, Body=data)
+
+
+def upload_file(bucket: Bucket, key: str, path: Path, content_type: str) -> None:
+    """Upload a local file; a large one goes in parts, several at a time."""
+    aws.client("s3").upload_file(str(path), bucket_name(bucket), key, ExtraArgs={"ContentType": content_type})
 
 
 def get_bytes(bucket: Bucket, key: str, *, max_bytes: int) -> bytes:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from pynamodb.exceptions import PutError
 
-from cohort.catalogue import Group
-from cohort.domain.records import Role, UserRecord
-
-ROLE_OF_GROUP = {Group.SCIENTISTS: Role.SCIENTIST, Group.APP_DEVELOPERS: Role.APP_DEVELOPER}
+from cohort.domain.records import UserRecord
+from cohort.domain.roles import Role
 
 
 def register_profile(user_id: str, email: str, role: Role) -> bool:

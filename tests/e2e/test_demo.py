@@ -26,5 +26,8 @@ def test_the_demo_trains_an_accurate_model_and_ends_with_one_json_line(tmp_path:
     assert summary["rounds"] >= 5
     assert summary["devices"] >= 10
     assert "held-out test accuracy" in result.stdout
+    # and the app's sample dataset was generated from its schema and downloaded: a header and 1,000 rows
+    (sample,) = (tmp_path / "demo").glob("sample-*.csv")
+    assert len(sample.read_text().splitlines()) == 1 + 1_000
     # and it left nothing running behind it
     assert not (tmp_path / "demo" / "state.json").exists()

@@ -8,7 +8,6 @@ node, the same shapes the CDK stacks deploy.
 from __future__ import annotations
 
 import json
-import os
 import re
 import uuid
 from collections.abc import Iterator
@@ -35,6 +34,8 @@ from cohort.services.ecs_launcher import (
 from cohort.services.orchestrator import launcher_for
 from cohort.settings import Settings, get_settings
 
+from .in_process_aws import clear_aws_environment
+
 PUBLIC_BASE_URL = "https://api.example.test/prod/"
 
 
@@ -49,22 +50,9 @@ class Network:
     task_family: str
 
 
-def _clear_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    # An emulator endpoint or a profile from the developer's shell must not leak in.
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION"):
-        monkeypatch.delenv(name, raising=False)
-    for name in [name for name in os.environ if name.startswith("COHORT_")]:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
-    monkeypatch.setenv("COHORT_STAGE", "test")
-    aws.reset_clients()
-
-
 @pytest.fixture
 def network(monkeypatch: pytest.MonkeyPatch) -> Iterator[Network]:
-    _clear_aws_environment(monkeypatch)
+    clear_aws_environment(monkeypatch)
     with mock_aws():
         catalogue = get_settings().catalogue
         ec2 = aws.client("ec2")
@@ -531,7 +519,7 @@ def test_a_failed_route_rolls_the_launch_back(monkeypatch: pytest.MonkeyPatch, n
 
 def test_missing_settings_name_the_variables_to_set(monkeypatch: pytest.MonkeyPatch) -> None:
     # Given no ECS settings at all
-    _clear_aws_environment(monkeypatch)
+    clear_aws_environment(monkeypatch)
     monkeypatch.setenv("COHORT_LAUNCHER", "ecs")
 
     # When the launcher is built, Then the error names every variable to set

@@ -1,0 +1,145 @@
+"""Datasets on the local platform: registration, the sample generated through the stream, its download."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+
+import httpx
+import pyarrow.parquet as pq
+import pytest
+
+from cohort.catalogue import Group
+from cohort.domain.records import DatasetRecord
+from cohort.local.platform import PlatformState
+from cohort.sdk import CohortError
+
+HEART_STUDY = [
+    {"name": "age", "type": "int", "min": 18, "max": 90},
+    {
+        "name": "bmi",
+        "type": "float",
+        "min": 15,
+        "max": 40,
+        "decimals": 1,
+        "distribution": {"kind": "normal", "mean": 25, "std": 4},
+    },
+    {"name": "smoker", "type": "bool", "null_ratio": 0.1},
+    {"name": "country", "type": "category", "choices": ["FR", "DE", "US"]},
+]
+
+
+def test_a_registered_dataset_gets_a_sample_the_scientist_downloads(people) -> None:
+    # Given an app developer who registers a dataset of 3,000 rows
+    developer = people.client(Group.APP_DEVELOPERS)
+    dataset = developer.register_dataset("heart-study", HEART_STUDY, rows=3_000, seed=99)
+    assert (dataset["status"], dataset["rows"], dataset["seed"]) == ("registered", 3_000, 99)
+
+    # When a scientist waits for its sample (the stream pump hands the new dataset to the function)
+    scientist = people.client(Group.SCIENTISTS)
+    ready = scientist.wait_for_sample(dataset["dataset_id"], timeout=60)
+
+    # Then the sample is ready, and the CSV behind the presigned URL holds the rows asked for
+    assert (ready["status"], ready["status_reason"]) == ("ready", None)
+    rows = list(csv.DictReader(io.StringIO(scientist.download_sample(dataset["dataset_id"]).decode())))
+    assert len(rows) == 3_000
+    assert list(rows[0]) == ["age", "bmi", "smoker", "country"]
+    assert all(18 <= int(row["age"]) <= 90 for row in rows)
+    assert {row["country"] for row in rows} == {"FR", "DE", "US"}
+    assert {row["smoker"] for row in rows} == {"true", "false", ""}
+    # and the Parquet file holds the same rows
+    table = pq.read_table(io.BytesIO(scientist.download_sample(dataset["dataset_id"], "parquet")))
+    assert table["age"].to_pylist() == [int(row["age"]) for row in rows]
+    # and the developer who registered it gets the same sample
+    assert developer.download_sample(dataset["dataset_id"]) == scientist.download_sample(
+        dataset["dataset_id"]
+    )
+
+
+def test_the_presigned_link_names_the_file(people, platform: PlatformState) -> None:
+    developer = people.client(Group.APP_DEVELOPERS)
+    dataset = developer.register_dataset(
+        "sleep-tracker", [{"name": "hours", "type": "float", "min": 0, "max": 12}]
+    )
+    developer.wait_for_sample(dataset["dataset_id"], timeout=60)
+
+    link = httpx.get(
+        f"{platform.orchestrator_url}/v1/datasets/{dataset['dataset_id']}/sample",
+        params={"format": "parquet"},
+        headers={"Authorization": f"Bearer {people.token(Group.SCIENTISTS)}"},
+    ).json()
+    response = httpx.get(link["url"])
+
+    assert response.status_code == 200
+    assert (
+        f'filename="sleep-tracker-{dataset["dataset_id"][:8]}.parquet"'
+        in response.headers["content-disposition"]
+    )
+    assert link["expires_in"] > 0
+
+
+def test_a_bad_schema_is_refused_with_every_problem_and_nothing_is_registered(people) -> None:
+    developer = people.client(Group.APP_DEVELOPERS)
+    before = len(developer.datasets())
+
+    with pytest.raises(CohortError) as refused:
+        developer.register_dataset(
+            "bad-app",
+            [
+                {"name": "bmi", "type": "float", "min": 40, "max": 10},
+                {"name": "mood", "type": "category", "choices": []},
+                {"name": "steps", "type": "integer", "min": 0, "max": 10},
+            ],
+            rows=0,
+        )
+
+    assert refused.value.status == 422
+    problems = {(tuple(p["loc"]), p["msg"]) for p in refused.value.detail}
+    assert problems == {
+        (("body", "attributes", 0), "attribute 'bmi': min 40 > max 10"),
+        (("body", "attributes", 1), "attribute 'mood': a category needs at least one choice"),
+        (
+            ("body", "attributes", 2, "type"),
+            "Input should be 'int', 'float', 'bool', 'category' or 'string'",
+        ),
+        (("body", "rows"), "a sample needs at least 1 row, not 0"),
+    }
+    assert len(developer.datasets()) == before
+
+
+def test_a_dataset_stored_without_checks_fails_and_its_sample_says_why(people) -> None:
+    # Given a dataset written straight to the table with a bad schema, as before validation existed
+    developer = people.client(Group.APP_DEVELOPERS)
+    registered = developer.register_dataset("good-app", HEART_STUDY)["dataset_id"]
+    owner_id = DatasetRecord.get(registered).owner_id  # the developer's user id
+    dataset_id = uuid.uuid4().hex
+    DatasetRecord(
+        dataset_id,
+        owner_id=owner_id,
+        app_name="legacy-app",
+        attributes=[{"name": "bmi", "type": "float", "min": 40, "max": 10}],
+    ).save()
+
+    # When the dataset function has seen it
+    failed = developer.wait_for_sample(dataset_id, timeout=60)
+
+    # Then the dataset failed with the reason, and the sample route answers 409 with it
+    assert (failed["status"], failed["status_reason"]) == ("failed", "attribute 'bmi': min 40 > max 10")
+    with pytest.raises(CohortError) as conflict:
+        developer.download_sample(dataset_id)
+    assert conflict.value.status == 409
+    assert "could not be generated: attribute 'bmi': min 40 > max 10" in conflict.value.detail
+
+
+def test_only_scientists_and_the_owner_get_a_sample(people) -> None:
+    owner = people.client(Group.APP_DEVELOPERS)
+    dataset = owner.register_dataset("private-app", HEART_STUDY)
+    other_developer = people.client(Group.APP_DEVELOPERS)
+
+    with pytest.raises(CohortError) as refused:
+        other_developer.download_sample(dataset["dataset_id"])
+    assert refused.value.status == 403
+    with pytest.raises(CohortError) as missing:
+        other_developer.dataset(uuid.uuid4().hex)
+    assert missing.value.status == 404

@@ -16,7 +16,6 @@ from cdk_nag import AwsSolutionsChecks
 from cdk_stacks.cohort_app import build_stacks
 from cdk_stacks.config import StageConfig
 
-
 CDK_JSON = Path(__file__).with_name("cdk.json")
 
 

@@ -93,7 +93,6 @@ class JupyterStack(Stack):
                 cache_policy=cloudfront.CachePolicy.CACHING_DISABLED,  # every page is per user
                 origin_request_policy=cloudfront.OriginRequestPolicy.ALL_VIEWER,
             ),
-            minimum_protocol_version=cloudfront.SecurityPolicyProtocol.TLS_V1_2_2021,
         )
         for rule, reason in {
             "CFR1": "Data scientists sign in from wherever they work; Cognito guards every page.",

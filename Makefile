@@ -14,9 +14,10 @@ AWS_REGION ?= us-east-1
 
 .PHONY: demo test lint synth bench diagram
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt requirements-test-nodeps.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-test-nodeps.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
@@ -45,7 +46,7 @@ synth: $(STAMP) $(CDK_CLI) $(WHEELHOUSE)
 test: lint synth
 	$(PY) -m pytest
 
-BENCHMARKS := aggregation dataset_generation handler_imports synth
+BENCHMARKS := aggregation dataset_generation handler_imports robustness synth
 
 # Every benchmark runs and writes its figures; the target fails at the end if any missed its target.
 bench: $(STAMP) $(CDK_CLI) $(WHEELHOUSE)

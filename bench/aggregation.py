@@ -39,8 +39,8 @@ from report import (
     in_fresh_process,
     markdown_table,
     peak_extra_bytes,
+    publish,
     verdicts,
-    write_section,
 )
 from tqdm import tqdm
 
@@ -300,12 +300,7 @@ def main() -> int:
         Target("Streaming equals collect-then-average", f"max abs diff {max_diff:.1e}", agree),
     ]
     section = render(times, breakdown, memory, targets, load)
-    print(section)
-    print(f"Wrote {write_section('aggregation', section)}")
-    for target in targets:
-        if not target.passed:
-            print(f"FAIL: {target.name} (measured {target.measured})", file=sys.stderr)
-    return 0 if all(t.passed for t in targets) else 1
+    return publish("aggregation", section, targets)
 
 
 if __name__ == "__main__":

@@ -44,8 +44,8 @@ from report import (
     in_fresh_process,
     markdown_table,
     peak_extra_bytes,
+    publish,
     verdicts,
-    write_section,
 )
 from tqdm import tqdm
 
@@ -272,12 +272,7 @@ def main() -> int:
         Target("Same header and row count as the baseline", "yes" if same_shape else "no", same_shape),
     ]
     section = render(times, sizes, memory, targets, load)
-    print(section)
-    print(f"Wrote {write_section('dataset-generation', section)}")
-    for target in targets:
-        if not target.passed:
-            print(f"FAIL: {target.name} (measured {target.measured})", file=sys.stderr)
-    return 0 if all(t.passed for t in targets) else 1
+    return publish("dataset-generation", section, targets)
 
 
 if __name__ == "__main__":

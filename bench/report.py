@@ -95,3 +95,13 @@ def in_fresh_process(script: str, *args: object) -> int:
         [sys.executable, script, "--memory", *map(str, args)], capture_output=True, text=True, check=True
     )
     return int(result.stdout.split()[-1])
+
+
+def publish(name: str, section: str, targets: Sequence[Target]) -> int:
+    """Print and write the section, name each missed target; the exit status: 0 if all were met."""
+    print(section)
+    print(f"Wrote {write_section(name, section)}")
+    for target in targets:
+        if not target.passed:
+            print(f"FAIL: {target.name} (measured {target.measured})", file=sys.stderr)
+    return 0 if all(target.passed for target in targets) else 1

@@ -251,6 +251,9 @@ class ComputeStack(Stack):
         # The training-finished email goes to the job owner's address, kept on their profile.
         grant_items(role, self._catalogue, Table.USERS, READ_ITEMS)
         self._storage.queues[Queue.NOTIFICATIONS].grant_send_messages(role)
+        # A job may ask for its trained model to be evaluated: the node queues that evaluation.
+        grant_items(role, self._catalogue, Table.EVALUATIONS, READ_ITEMS + WRITE_ITEMS)
+        self._storage.queues[Queue.EVALUATIONS].grant_send_messages(role)
         self.acknowledge_task_definition(task_definition)
 
     def _build_fl_node_task_definitions(self) -> tuple[ecs.FargateTaskDefinition, ecs.Ec2TaskDefinition]:
@@ -379,6 +382,8 @@ class ComputeStack(Stack):
         role = task_definition.task_role
         grant_items(role, self._catalogue, Table.EVALUATIONS, READ_ITEMS + WRITE_ITEMS)
         grant_items(role, self._catalogue, Table.MODELS, READ_ITEMS)
+        # The evaluation-finished email goes to the owner's address, kept on their profile.
+        grant_items(role, self._catalogue, Table.USERS, READ_ITEMS)
         grant_objects(role, self._catalogue, Bucket.MODELS, READ_OBJECTS)
         grant_objects(role, self._catalogue, Bucket.REPORTS, WRITE_OBJECTS)
         queue = self._storage.queues[Queue.EVALUATIONS]

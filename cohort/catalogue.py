@@ -35,6 +35,11 @@ class Queue(StrEnum):
     NOTIFICATIONS = "notifications"
 
 
+# A message received this many times without being deleted moves to its queue's
+# dead-letter queue; consumers that mark work failed on the last try read it too.
+MAX_RECEIVES = 5
+
+
 @dataclass(frozen=True)
 class Catalogue:
     """Names for one deployment, scoped by stage and a namespace.

@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     max_request_bytes: int = 1024 * 1024  # JSON bodies on the orchestrator
     max_model_bytes: int = 256 * 1024 * 1024
     max_update_bytes: int = 256 * 1024 * 1024
+    max_evaluation_set_bytes: int = 64 * 1024 * 1024  # an uploaded evaluation set (safetensors)
     presigned_url_ttl_seconds: int = Field(900, ge=60, le=43_200)
 
     @property

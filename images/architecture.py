@@ -149,8 +149,9 @@ def draw() -> None:
         orchestrator >> [tables, buckets]
         orchestrator >> Edge(label="enqueue") >> evaluations
         evaluator << Edge(label="poll; scales on depth") << evaluations
-        evaluator >> buckets
+        evaluator >> [tables, buckets]
         nodes >> [tables, buckets]
+        nodes >> Edge(label="evaluate trained model") >> evaluations
         nodes >> Edge(label="job finished") >> notifications
         evaluator >> Edge(label="report ready") >> notifications
         notifications >> email >> ses

@@ -7,9 +7,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from cdk_stacks.constructs.findings import acknowledge
-
-# A message that failed this many times is parked for a person to look at.
-MAX_RECEIVES = 5
+from cohort.catalogue import MAX_RECEIVES
 
 
 def dead_letter_queue(scope: Construct, construct_id: str, queue_name: str | None = None) -> sqs.Queue:

@@ -195,6 +195,7 @@ class TrainingJobRecord(_Record):
     round_attempt = NumberAttribute(default=1)
     global_weights_key = UnicodeAttribute()  # the model the current round trains
     trained_weights_key = UnicodeAttribute(null=True)
+    evaluation_spec = JSONAttribute(null=True)  # evaluate the trained model with this spec
     created_at = UTCDateTimeAttribute(default=utcnow)
     updated_at = UTCDateTimeAttribute(default=utcnow)
     by_owner = OwnerIndex()
@@ -269,6 +270,16 @@ def participation_slot(round_number: int, attempt: int, request_key: str) -> str
     return attempt_prefix(round_number, attempt) + request_key
 
 
+class EvaluationStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+FINAL_EVALUATION_STATUSES = (EvaluationStatus.COMPLETED, EvaluationStatus.FAILED)
+
+
 class EvaluationRecord(_Record):
     class Meta(_Record.Meta):
         table = Table.EVALUATIONS
@@ -277,12 +288,18 @@ class EvaluationRecord(_Record):
 
     evaluation_id = UnicodeAttribute(hash_key=True)
     owner_id = UnicodeAttribute()
-    model_id = UnicodeAttribute()
+    model_id = UnicodeAttribute()  # whose architecture is evaluated
+    job_id = UnicodeAttribute(null=True)  # set when the weights are a training job's result
+    weights_key = UnicodeAttribute(null=True)  # in the models bucket, resolved at submission
     status = UnicodeAttribute()
-    request = JSONAttribute()
-    summary = JSONAttribute(null=True)
-    report_key = UnicodeAttribute(null=True)
+    status_reason = UnicodeAttribute(null=True)
+    progress = NumberAttribute(default=0)  # fraction of the attack work done, 0 to 1
+    attempts = NumberAttribute(default=0)  # runs started, retries included
+    request = JSONAttribute()  # the EvaluationSpec
+    summary = JSONAttribute(null=True)  # headline numbers, once completed
+    report_key = UnicodeAttribute(null=True)  # report.json in the reports bucket
     created_at = UTCDateTimeAttribute(default=utcnow)
+    updated_at = UTCDateTimeAttribute(default=utcnow)  # also the running worker's heartbeat
     by_owner = OwnerIndex()
 
 

@@ -297,10 +297,17 @@ class FederatedNode:
         self.finished.set()
 
     def announce(self) -> None:
-        """Tell the owner the job has ended; called once it has, outside the lock, as it may be slow.
+        """Tell the owner the job has ended, and queue the evaluation it asked for; called once it
+        has, outside the lock, as both may be slow.
 
-        The email is a courtesy: if it cannot be queued, the job's outcome stands and is logged.
+        Neither may change the job's outcome: a failure is logged, and the job stands.
         """
+        try:
+            evaluation_id = self._store.request_evaluation(self._job)
+            if evaluation_id:
+                log.info("evaluation %s of job %s's trained model queued", evaluation_id, self._job.job_id)
+        except Exception:
+            log.exception("the evaluation of job %s's trained model was not queued", self._job.job_id)
         try:
             self._store.notify_owner(self._job)
         except Exception:

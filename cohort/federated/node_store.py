@@ -30,7 +30,7 @@ from cohort.domain.training import ServerConfig
 from cohort.domain.weights import Tensors, TensorSignature, decode, encode
 from cohort.notify.messages import MAX_REASON, TrainingFinished
 from cohort.notify.queue import enqueue
-from cohort.services import storage
+from cohort.services import evaluations, storage
 
 # Participation records outlive their job by this long, then DynamoDB's TTL removes them.
 PARTICIPATION_RETENTION = timedelta(days=30)
@@ -103,6 +103,10 @@ class NodeStore:
                 final_accuracy=last.accuracy if last else None,
             )
         )
+
+    def request_evaluation(self, job: TrainingJobRecord) -> str | None:
+        """Queue the robustness evaluation a completed job asked for; its id, or None."""
+        return evaluations.evaluate_trained(job)
 
     # -- weights --------------------------------------------------------------------
     def read_weights(self, key: str, signature: TensorSignature) -> Tensors:

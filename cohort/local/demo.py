@@ -3,7 +3,10 @@
 A scientist and an app developer sign up; the developer registers an app and
 its dataset; the scientist uploads a small CNN and trains it by federated
 learning on simulated devices, then scores the downloaded model on held-out
-digits. The welcome and training-finished emails land in the platform's outbox.
+digits. The job asked for a robustness evaluation of its trained model, which
+the evaluator runs once training completes; the demo prints its headline
+numbers and saves its report. The welcome, training-finished and
+evaluation-finished emails land in the platform's outbox.
 """
 
 from __future__ import annotations
@@ -49,6 +52,13 @@ DIGITS_SCHEMA = [
     {"name": "label", "type": "category", "choices": [str(d) for d in range(10)]},
 ]
 CLIENT_CONFIG = {"batch_size": 16, "learning_rate": 0.05, "local_epochs": 4, "momentum": 0.9}
+# Quick, yet enough to show a curve, the worst case and the gradient-masking checks.
+EVALUATION_SPEC = {
+    "attacks": ["fgsm", "pgd_linf", "apgd_ce"],
+    "epsilons_linf": [0.0, 0.05, 0.1, 0.2],
+    "samples": 200,
+    "steps": 10,
+}
 
 
 def _password() -> str:
@@ -99,8 +109,17 @@ def run_demo(home: Path, num_devices: int = 10, rounds: int = 10, seed: int = 0)
             "max_reports": num_devices,
             "round_deadline_seconds": 30,
         }
-        job = scientist.start_training(model["model_id"], dataset["dataset_id"], CLIENT_CONFIG, server_config)
-        print(f"▶ training job {job['job_id']}: {rounds} rounds on {num_devices} simulated devices (non-IID)")
+        job = scientist.start_training(
+            model["model_id"],
+            dataset["dataset_id"],
+            CLIENT_CONFIG,
+            server_config,
+            evaluate_on_completion=EVALUATION_SPEC,
+        )
+        print(
+            f"▶ training job {job['job_id']}: {rounds} rounds on {num_devices} simulated devices (non-IID), "
+            "then a robustness evaluation of the trained model"
+        )
 
         simulation: list[SimulationResult] = []
         devices = threading.Thread(
@@ -120,17 +139,29 @@ def run_demo(home: Path, num_devices: int = 10, rounds: int = 10, seed: int = 0)
             trained, decode(scientist.download_trained_model(job["job_id"]), TensorSignature.of(trained))
         )
         test_accuracy = accuracy(trained, test)
+
+        evaluation = scientist.wait_for_evaluation(job["evaluation_id"], timeout=300)
+        if evaluation["status"] != "completed":
+            raise RuntimeError(f"the evaluation {evaluation['status']}: {evaluation['status_reason']}")
+        report = json.loads(scientist.download_report(evaluation["evaluation_id"], "json"))
+        report_path = home / f"robustness-report-{evaluation['evaluation_id']}.html"
+        report_path.write_bytes(scientist.download_report(evaluation["evaluation_id"], "html"))
+
         outbox = Outbox(Path(platform.outbox))
         outbox.wait_for(f"training-finished-{job['job_id']}", timeout=60)
+        outbox.wait_for(f"evaluation-finished-{evaluation['evaluation_id']}", timeout=60)
         _print_outbox(outbox)
 
     seconds = time.monotonic() - started
     _print_summary(job, simulation[0] if simulation else None, test_accuracy, len(test))
+    _print_robustness(report, report_path)
     return {
         "final_accuracy": round(test_accuracy, 4),
         "rounds": len(job["rounds"]),
         "devices": num_devices,
         "seconds": round(seconds, 1),
+        "clean_accuracy": round(report["clean"]["accuracy"], 4),
+        "robust_accuracy": round(report["headline"]["robust_accuracy"], 4),
     }
 
 
@@ -150,6 +181,27 @@ def _print_summary(
         for error in simulation.errors:
             print(f"  device error: {error}")
     print(f"held-out test accuracy of the downloaded model: {test_accuracy:.4f} on {test_size} digits\n")
+
+
+def _print_robustness(report: dict, path: Path) -> None:
+    clean, headline = report["clean"], report["headline"]
+    epsilon = headline["epsilon"]
+    norm = {"linf": "L∞", "l2": "L2"}[headline["norm"]]
+    print(
+        f"robustness on {report['samples']} held-out digits "
+        f"({report['device']}, {report['seconds']:.1f} s):\n"
+        f"  clean accuracy     {clean['accuracy']:.4f}  (95% CI {clean['ci95']['low']:.4f} to "
+        f"{clean['ci95']['high']:.4f})"
+    )
+    for point in report["curves"]:
+        if point["norm"] == headline["norm"] and point["epsilon"] == epsilon:
+            print(f"  {point['attack']:<18} {point['robust_accuracy']:.4f}  at ε = {epsilon:g} ({norm})")
+    print(f"  worst case         {headline['robust_accuracy']:.4f}  at ε = {epsilon:g} ({norm})")
+    for flag in report["flags"]:
+        print(f"  ⚠ {flag['message']}")
+    if not report["flags"]:
+        print("  no sign of gradient masking")
+    print(f"report: {path}\n")
 
 
 def _print_outbox(outbox: Outbox) -> None:

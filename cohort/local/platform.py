@@ -1,5 +1,5 @@
 """``cohort up``: the emulator, the provisioned resources, the orchestrator, the notification
-pump and the datasets stream pump, as child processes.
+pump, the datasets stream pump and the evaluator, as child processes.
 
 All of them bind to 127.0.0.1. The state file says what runs where, for
 ``cohort status`` and ``cohort down``; it holds no secret.
@@ -132,6 +132,12 @@ class LocalPlatform:
                 "--failures",
                 str(self.dataset_failures.resolve()),
             ],
+            os.environ.copy(),
+        )
+        self._spawn(
+            "evaluator",
+            # Short polls, so a stop is noticed within the grace period; on AWS it polls 20 s.
+            [sys.executable, "-m", "cohort.evaluation.worker", "--wait-seconds", "1"],
             os.environ.copy(),
         )
 

@@ -6,11 +6,9 @@ import json
 from dataclasses import dataclass
 
 from cohort import aws
-from cohort.catalogue import Bucket, Group, Queue, Table
+from cohort.catalogue import MAX_RECEIVES, Bucket, Group, Queue, Table
 from cohort.domain.records import ALL_RECORDS, bind_tables
 from cohort.settings import Settings
-
-_DLQ_MAX_RECEIVES = 5
 
 
 @dataclass(frozen=True)
@@ -63,7 +61,7 @@ def _create_queues(settings: Settings) -> None:
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
         ]
-        redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(_DLQ_MAX_RECEIVES)}
+        redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVES)}
         sqs.create_queue(
             QueueName=settings.catalogue.queue(queue), Attributes={"RedrivePolicy": json.dumps(redrive)}
         )

@@ -113,14 +113,23 @@ class CohortClient:
         return self._request("GET", f"/v1/models/{model_id}")
 
     def start_training(
-        self, model_id: str, dataset_id: str, client_config: Mapping, server_config: Mapping
+        self,
+        model_id: str,
+        dataset_id: str,
+        client_config: Mapping,
+        server_config: Mapping,
+        *,
+        evaluate_on_completion: Mapping | None = None,
     ) -> dict:
-        body = {
+        """Start a job; with an evaluation spec in ``evaluate_on_completion``, evaluate the trained model."""
+        body: dict[str, Any] = {
             "model_id": model_id,
             "dataset_id": dataset_id,
             "client_config": dict(client_config),
             "server_config": dict(server_config),
         }
+        if evaluate_on_completion is not None:
+            body["evaluate_on_completion"] = dict(evaluate_on_completion)
         return self._request("POST", "/v1/jobs", json=body)
 
     def job(self, job_id: str) -> dict:
@@ -153,6 +162,67 @@ class CohortClient:
 
     def download_trained_model(self, job_id: str) -> bytes:
         return self._download(f"/v1/jobs/{job_id}/model", "trained model")
+
+    # -- robustness evaluations -----------------------------------------------------------
+    def submit_evaluation(
+        self, model_id: str, spec: Mapping | None = None, *, job_id: str | None = None
+    ) -> dict:
+        """Queue a robustness evaluation of a model, or of a job's trained model with ``job_id``."""
+        body: dict[str, Any] = {"model_id": model_id, "spec": dict(spec or {})}
+        if job_id is not None:
+            body["job_id"] = job_id
+        return self._request("POST", "/v1/evaluations", json=body)
+
+    def evaluation(self, evaluation_id: str) -> dict:
+        return self._request("GET", f"/v1/evaluations/{evaluation_id}")
+
+    def evaluations(self) -> list[dict]:
+        return self._request("GET", "/v1/evaluations")
+
+    def wait_for_evaluation(
+        self, evaluation_id: str, *, timeout: float = 600.0, progress: bool = True
+    ) -> dict:
+        """Poll until the evaluation completes or fails, with a progress bar.
+
+        An evaluation a training job asked for is queued moments after the job completes, so a
+        404 in the first seconds means "not yet", not "never".
+        """
+        give_up_at = time.monotonic() + timeout
+        with tqdm(total=100, desc="robustness evaluation", unit="%", disable=not progress) as bar:
+            while True:
+                try:
+                    evaluation = self.evaluation(evaluation_id)
+                except CohortError as exc:
+                    if exc.status != 404 or time.monotonic() > give_up_at:
+                        raise
+                    evaluation = {"status": "not queued yet", "progress": 0.0}
+                bar.update(round(100 * evaluation["progress"]) - bar.n)
+                if evaluation["status"] in ("completed", "failed"):
+                    return evaluation
+                if time.monotonic() > give_up_at:
+                    raise TimeoutError(
+                        f"evaluation {evaluation_id} did not finish within {timeout:.0f}s; "
+                        f"its status is {evaluation['status']}"
+                    )
+                time.sleep(0.3)
+
+    def download_report(self, evaluation_id: str, fmt: str = "html") -> bytes:
+        """The evaluation's report: ``html`` for people, ``json`` for machines."""
+        return self._download(f"/v1/evaluations/{evaluation_id}/report", "report", params={"format": fmt})
+
+    def upload_evaluation_set(self, inputs: torch.Tensor, labels: torch.Tensor) -> str:
+        """Upload an evaluation set (inputs in [0, 1], integer labels); returns the key for spec.dataset."""
+        data = encode({"inputs": inputs.float(), "labels": labels.long()})
+        upload = self._request("POST", "/v1/evaluations/uploads", json={"size_bytes": len(data)})
+        response = httpx.put(
+            upload["upload_url"],
+            content=data,
+            headers={"Content-Type": "application/octet-stream"},
+            timeout=self._http.timeout,
+        )
+        if response.is_error:
+            raise CohortError(response.status_code, f"evaluation set upload failed: {response.text[:300]}")
+        return upload["dataset"]
 
     def _download(self, path: str, what: str, **kwargs: Any) -> bytes:
         """GET the presigned link the API hands out at ``path``, then the object behind it."""

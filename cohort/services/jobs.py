@@ -18,7 +18,8 @@ from cohort.domain.records import (
     utcnow,
 )
 from cohort.domain.training import ClientConfig, ServerConfig
-from cohort.services import datasets, models, storage
+from cohort.evaluation.spec import EvaluationSpec
+from cohort.services import datasets, evaluations, models, storage
 from cohort.services.auth import Principal
 from cohort.services.launcher import Launcher
 from cohort.services.ownership import owned_record
@@ -33,6 +34,9 @@ class TrainingRequest(BaseModel):
     dataset_id: str
     client_config: ClientConfig = ClientConfig()
     server_config: ServerConfig = ServerConfig()
+    evaluate_on_completion: EvaluationSpec | None = Field(
+        None, description="Evaluate the trained model's robustness with this spec once the job completes"
+    )
 
 
 class RoundView(BaseModel):
@@ -73,6 +77,9 @@ class JobView(BaseModel):
     total_rounds: int
     client_config: ClientConfig
     server_config: ServerConfig
+    evaluation_id: str | None = Field(
+        description="The robustness evaluation the job asked for on completion, once it has completed"
+    )
     created_at: str
     updated_at: str
     rounds: list[RoundView] = Field(default_factory=list)
@@ -80,6 +87,7 @@ class JobView(BaseModel):
     @classmethod
     def of(cls, record: TrainingJobRecord, rounds: list[RoundView] | None = None) -> JobView:
         server_config = ServerConfig.model_validate(record.server_config)
+        evaluated = record.evaluation_spec is not None and record.status == JobStatus.COMPLETED
         return cls(
             job_id=record.job_id,
             model_id=record.model_id,
@@ -90,6 +98,7 @@ class JobView(BaseModel):
             total_rounds=server_config.rounds,
             client_config=ClientConfig.model_validate(record.client_config),
             server_config=server_config,
+            evaluation_id=evaluations.auto_evaluation_id(record.job_id) if evaluated else None,
             created_at=record.created_at.isoformat(),
             updated_at=record.updated_at.isoformat(),
             rounds=rounds or [],
@@ -122,6 +131,9 @@ def start(owner: Principal, request: TrainingRequest, launcher: Launcher) -> Job
     if model.status != ModelStatus.READY:
         raise Conflict("the model's weights have not been committed; upload them and call commit first")
     datasets.get(request.dataset_id)
+    evaluation = request.evaluate_on_completion
+    if evaluation is not None:
+        evaluations.check_spec(owner.user_id, evaluation)  # refused now, not when training ends
     job = TrainingJobRecord(
         uuid.uuid4().hex,
         owner_id=owner.user_id,
@@ -130,6 +142,7 @@ def start(owner: Principal, request: TrainingRequest, launcher: Launcher) -> Job
         client_config=request.client_config.model_dump(mode="json"),
         server_config=request.server_config.model_dump(mode="json"),
         global_weights_key=model.weights_key,
+        evaluation_spec=evaluation.model_dump(mode="json") if evaluation else None,
     )
     job.save()
     try:

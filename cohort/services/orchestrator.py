@@ -9,7 +9,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Response
 from pydantic import BaseModel, ConfigDict, StringConstraints
@@ -19,7 +19,7 @@ from cohort.catalogue import Group
 from cohort.datasets.schema import SampleFormat
 from cohort.domain.architecture import ArchitectureSpec
 from cohort.domain.records import bind_tables
-from cohort.services import datasets, devices, http, jobs, models, storage
+from cohort.services import datasets, devices, evaluations, http, jobs, models, storage
 from cohort.services.auth import CognitoVerifier, DeviceIdentity, DeviceTokens, Principal
 from cohort.services.ecs_launcher import EcsLauncher
 from cohort.services.launcher import Launcher, LocalProcessLauncher
@@ -172,6 +172,41 @@ def _people_routes(verifier: CognitoVerifier, launcher: Launcher) -> APIRouter:
     def download_trained_model(job_id: str, caller: Scientist) -> storage.Download:
         """A presigned URL for the trained weights, once the job has completed."""
         return jobs.download_trained(caller, job_id)
+
+    @people.post("/evaluations", status_code=201, tags=["evaluations"])
+    def submit_evaluation(
+        body: evaluations.EvaluationRequest, caller: Scientist
+    ) -> evaluations.EvaluationView:
+        """Queue an adversarial-robustness evaluation of one of your models (or of a job's trained model).
+
+        422 names each problem with the spec, including a request over the work budget.
+        """
+        return evaluations.submit(caller, body)
+
+    @people.get("/evaluations", tags=["evaluations"])
+    def list_evaluations(caller: Scientist) -> list[evaluations.EvaluationView]:
+        return evaluations.list_owned(caller)
+
+    @people.post("/evaluations/uploads", status_code=201, tags=["evaluations"])
+    def upload_evaluation_set(
+        body: evaluations.UploadRequest, caller: Scientist
+    ) -> evaluations.EvaluationSetUpload:
+        """A presigned PUT for your own evaluation set: safetensors with 'inputs' and 'labels'."""
+        return evaluations.create_upload(caller, body)
+
+    @people.get("/evaluations/{evaluation_id}", tags=["evaluations"])
+    def evaluation_status(evaluation_id: str, caller: Scientist) -> evaluations.EvaluationView:
+        """Status, progress and, once completed, the headline numbers."""
+        return evaluations.status(caller, evaluation_id)
+
+    @people.get("/evaluations/{evaluation_id}/report", tags=["evaluations"])
+    def download_report(
+        evaluation_id: str,
+        caller: Scientist,
+        fmt: Annotated[Literal["html", "json"], Query(alias="format", description="html or json")] = "html",
+    ) -> storage.Download:
+        """A presigned URL for the report; 409 until the evaluation has completed."""
+        return evaluations.report(caller, evaluation_id, fmt)
 
     return people
 

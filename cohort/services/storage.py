@@ -38,16 +38,35 @@ def presigned_get(bucket: Bucket, key: str, *, filename: str | None = None) -> s
     )
 
 
-def presigned_put(bucket: Bucket, key: str) -> str:
+def presigned_put(bucket: Bucket, key: str, *, content_length: int | None = None) -> str:
+    """A presigned PUT; with ``content_length``, S3 refuses an upload of any other size."""
+    params: dict[str, object] = {
+        "Bucket": bucket_name(bucket),
+        "Key": key,
+        "ContentType": "application/octet-stream",
+    }
+    if content_length is not None:
+        params["ContentLength"] = content_length
     return aws.client("s3").generate_presigned_url(
-        "put_object",
-        Params={"Bucket": bucket_name(bucket), "Key": key, "ContentType": "application/octet-stream"},
-        ExpiresIn=get_settings().presigned_url_ttl_seconds,
+        "put_object", Params=params, ExpiresIn=get_settings().presigned_url_ttl_seconds
     )
 
 
-def put_bytes(bucket: Bucket, key: str, data: bytes) -> None:
-    aws.client("s3").put_object(Bucket=bucket_name(bucket), Key=key, Body=data)
+def exists(bucket: Bucket, key: str) -> bool:
+    s3 = aws.client("s3")
+    try:
+        s3.head_object(Bucket=bucket_name(bucket), Key=key)
+    except s3.exceptions.ClientError as exc:
+        if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+    return True
+
+
+def put_bytes(
+    bucket: Bucket, key: str, data: bytes, *, content_type: str = "application/octet-stream"
+) -> None:
+    aws.client("s3").put_object(Bucket=bucket_name(bucket), Key=key, Body=data, ContentType=content_type)
 
 
 def upload_file(bucket: Bucket, key: str, path: Path, content_type: str) -> None:

@@ -50,6 +50,9 @@ def test_up_status_down(tmp_path: Path) -> None:
         assert state["emulator_url"] in status.stdout
         assert state["orchestrator_url"] in status.stdout
         assert status.stdout.count("healthy") == 2
+        # and the evaluator runs beside the pumps
+        (evaluator,) = [line for line in status.stdout.splitlines() if line.startswith("evaluator")]
+        assert " running " in evaluator
         assert "FL nodes      0" in status.stdout
 
         # When it is brought down

@@ -1,0 +1,1 @@
+"""Adversarial-robustness evaluation: attacks, metrics and the report they feed."""

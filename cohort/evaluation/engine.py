@@ -1,0 +1,369 @@
+"""Running an evaluation: a clean pass, each attack over its epsilon grid, the
+minimal-perturbation search, then the report's numbers.
+
+Work is batched as (sample, epsilon) rows: ``spec.batch_size`` rows per
+forward pass, so a chunk of ``batch_size // len(grid)`` samples is attacked at
+every non-zero epsilon of the grid at once. Only samples the model gets right
+are attacked: a misclassified sample is not robust at any epsilon, and at
+epsilon 0 every attack is the identity.
+
+The headline is the worst case over the L∞ attacks at the middle non-zero
+epsilon of ``epsilons_linf`` (see ``EvaluationSpec.headline``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional
+
+from cohort.evaluation import metrics
+from cohort.evaluation.attacks import ATTACKS, AttackSettings
+from cohort.evaluation.data import EvaluationData
+from cohort.evaluation.results import EvaluationResult, GalleryItem, Headline, MinimalPerturbation
+from cohort.evaluation.spec import ATTACK_NORMS, AttackName, EvaluationSpec, Norm
+
+GALLERY_SIZE = 8
+# Bisection rounds of the minimal-perturbation search: each halves the bracket
+# between two grid epsilons, so the estimate is within (grid gap) / 2**6.
+SEARCH_ITERATIONS = 6
+Progress = Callable[[float], None]
+
+
+@dataclass
+class Gallery:
+    """Inputs aligned with ``EvaluationResult.gallery``: [K, *input_shape] in [0, 1], K <= 8."""
+
+    clean: torch.Tensor
+    adversarial: torch.Tensor
+
+
+def pick_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@contextmanager
+def attack_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode with frozen parameters, so backward computes the input gradient and nothing else."""
+    training, flags = model.training, [(p, p.requires_grad) for p in model.parameters()]
+    model.eval()
+    for parameter, _ in flags:
+        parameter.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        model.train(training)
+        for parameter, flag in flags:
+            parameter.requires_grad_(flag)
+
+
+@dataclass
+class _Outcome:
+    robust: torch.Tensor  # bool [N, E]: still classified correctly after the attack
+    confidence: torch.Tensor  # float [N, E]: max softmax probability on the attacked input
+
+
+@dataclass
+class _Candidate:
+    index: int
+    attack: AttackName
+    adversarial: torch.Tensor
+    prediction: int
+
+
+def run_evaluation(
+    model: nn.Module,
+    data: EvaluationData,
+    spec: EvaluationSpec,
+    *,
+    device: torch.device | None = None,
+    progress: Progress | None = None,
+) -> tuple[EvaluationResult, Gallery]:
+    """Evaluate the first ``spec.samples`` samples of ``data``. The model is moved to ``device``."""
+    started = time.perf_counter()
+    device = device or pick_device()
+    with attack_mode(model.to(device)):
+        evaluation = _Evaluation(model, data, spec, device, progress)
+        return evaluation.run(started)
+
+
+class _Evaluation:
+    def __init__(
+        self,
+        model: nn.Module,
+        data: EvaluationData,
+        spec: EvaluationSpec,
+        device: torch.device,
+        progress: Progress | None,
+    ) -> None:
+        count = min(len(data), spec.samples)
+        self.model, self.spec, self.device, self.callback = model, spec, device, progress
+        self.dataset_name = data.name
+        self.inputs, self.labels = data.inputs[:count], data.labels[:count]
+        self.settings = AttackSettings(
+            steps=spec.steps,
+            relative_step=spec.alpha,
+            random_start=spec.random_start,
+            generator=torch.Generator(device=device).manual_seed(spec.seed),
+        )
+        self.headline_norm, self.headline_epsilon = spec.headline()
+        self.candidates: list[_Candidate] = []
+        self.done = self.total = 0.0
+
+    # -- running -----------------------------------------------------------------------------
+
+    def run(self, started: float) -> tuple[EvaluationResult, Gallery]:
+        self.clean_correct, clean_confidence = self._clean_pass()
+        self.targets = torch.nonzero(self.clean_correct).flatten()
+        self.total = sum(self._attack_cost(a) for a in self.spec.attacks) + self._search_cost()
+        outcomes = {attack: self._attack(attack, clean_confidence) for attack in self.spec.attacks}
+        worst = {
+            norm: metrics.worst_case([outcomes[a].robust for a in self.spec.attacks_of(norm)])
+            for norm in ("linf", "l2")
+            if self.spec.uses(norm)
+        }
+        minimal = self._minimal_perturbation(worst.get("linf"))
+        self._report(1.0)
+        return self._result(outcomes, worst, minimal, time.perf_counter() - started), self._gallery()
+
+    def _report(self, fraction: float) -> None:
+        if self.callback is not None:
+            self.callback(min(1.0, fraction))
+
+    def _advance(self, cost: float) -> None:
+        self.done += cost
+        self._report(self.done / self.total if self.total else 1.0)
+
+    def _passes_per_row(self, attack: AttackName) -> int:
+        """Forward+backward passes per attacked (sample, epsilon) row: the unit of progress."""
+        return 1 if attack == "fgsm" else self.spec.steps * self._runs(attack)
+
+    def _runs(self, attack: AttackName) -> int:
+        # Without a random start, restarts would repeat the same deterministic run.
+        return self.spec.restarts if self.spec.random_start and attack != "fgsm" else 1
+
+    def _attack_cost(self, attack: AttackName) -> float:
+        nonzero = [e for e in self.spec.epsilons(ATTACK_NORMS[attack]) if e > 0]
+        return len(self.targets) * len(nonzero) * self._passes_per_row(attack)
+
+    def _search_cost(self) -> float:
+        return len(self.targets) * SEARCH_ITERATIONS * self.spec.steps if self._searching() else 0.0
+
+    def _searching(self) -> bool:
+        return self.spec.minimal_perturbation and self.spec.uses("linf") and max(self.spec.epsilons_linf) > 0
+
+    @torch.no_grad()
+    def _clean_pass(self) -> tuple[torch.Tensor, torch.Tensor]:
+        correct, confidence = [], []
+        for x, y in zip(
+            self.inputs.split(self.spec.batch_size), self.labels.split(self.spec.batch_size), strict=True
+        ):
+            logits = self.model(x.to(self.device))
+            self.num_classes = logits.shape[1]
+            correct.append((logits.argmax(dim=1) == y.to(self.device)).cpu())
+            confidence.append(functional.softmax(logits, dim=1).amax(dim=1).cpu())
+        return torch.cat(correct), torch.cat(confidence)
+
+    def _strongest(
+        self, attack: AttackName, x: torch.Tensor, y: torch.Tensor, eps: torch.Tensor, runs: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per row, the worst adversarial over ``runs`` restarts and its logits.
+
+        Worst means misclassified first, then highest loss.
+        """
+        best: tuple[torch.Tensor, ...] | None = None
+        for _ in range(runs):
+            adversarial = ATTACKS[attack](self.model, x, y, eps, self.settings)
+            with torch.no_grad():
+                logits = self.model(adversarial)
+            wrong = logits.argmax(dim=1) != y
+            loss = functional.cross_entropy(logits, y, reduction="none")
+            if best is None:
+                best = adversarial, logits, wrong, loss
+                continue
+            best_adversarial, best_logits, best_wrong, best_loss = best
+            better = (wrong & ~best_wrong) | ((wrong == best_wrong) & (loss > best_loss))
+            best_adversarial[better], best_logits[better] = adversarial[better], logits[better]
+            best = best_adversarial, best_logits, best_wrong | wrong, torch.where(better, loss, best_loss)
+        assert best is not None  # runs >= 1
+        return best[0], best[1]
+
+    def _attack(self, attack: AttackName, clean_confidence: torch.Tensor) -> _Outcome:
+        grid = self.spec.epsilons(ATTACK_NORMS[attack])
+        columns = [j for j, eps in enumerate(grid) if eps > 0]
+        # Epsilon 0, and every misclassified sample, keep their clean outcome.
+        robust = self.clean_correct[:, None].repeat(1, len(grid))
+        confidence = clean_confidence[:, None].repeat(1, len(grid))
+        if not columns:
+            return _Outcome(robust, confidence)
+        epsilons = torch.tensor([grid[j] for j in columns], device=self.device)
+        column_index = torch.tensor(columns)
+        headline = self._headline_column(attack, grid, columns)
+        for chunk in self.targets.split(max(1, self.spec.batch_size // len(columns))):
+            x, y = self.inputs[chunk].to(self.device), self.labels[chunk].to(self.device)
+            # Epsilon-major rows: row j * len(chunk) + i is sample i at the j-th non-zero epsilon.
+            rows, row_labels = x.repeat(len(columns), *([1] * (x.dim() - 1))), y.repeat(len(columns))
+            row_eps = epsilons.repeat_interleave(len(chunk))
+            adversarial, logits = self._strongest(attack, rows, row_labels, row_eps, self._runs(attack))
+            predictions = logits.argmax(dim=1)
+            right = (predictions == row_labels).view(len(columns), -1).T.cpu()
+            robust[chunk[:, None], column_index] = right
+            confidence[chunk[:, None], column_index] = (
+                functional.softmax(logits, dim=1).amax(dim=1).view(len(columns), -1).T.cpu()
+            )
+            if headline is not None:
+                block = slice(headline * len(chunk), (headline + 1) * len(chunk))
+                self._collect(attack, chunk, right[:, headline], adversarial[block], predictions[block])
+            self._advance(len(chunk) * len(columns) * self._passes_per_row(attack))
+        return _Outcome(robust, confidence)
+
+    def _headline_column(self, attack: AttackName, grid: list[float], columns: list[int]) -> int | None:
+        """Where the headline epsilon sits among this attack's attacked columns, if it is one of them."""
+        if ATTACK_NORMS[attack] != self.headline_norm or self.headline_epsilon not in grid:
+            return None
+        position = grid.index(self.headline_epsilon)
+        return columns.index(position) if position in columns else None
+
+    def _collect(
+        self,
+        attack: AttackName,
+        chunk: torch.Tensor,
+        right: torch.Tensor,
+        adversarial: torch.Tensor,
+        predictions: torch.Tensor,
+    ) -> None:
+        """Keep up to GALLERY_SIZE broken samples per label; ``_gallery`` then picks across labels."""
+        kept = {c.index for c in self.candidates}
+        for i in torch.nonzero(~right).flatten().tolist():
+            index, label = int(chunk[i]), int(self.labels[chunk[i]])
+            per_label = sum(int(self.labels[c.index]) == label for c in self.candidates)
+            if index not in kept and per_label < GALLERY_SIZE:
+                self.candidates.append(_Candidate(index, attack, adversarial[i].cpu(), int(predictions[i])))
+                kept.add(index)
+
+    def _minimal_perturbation(self, worst_linf: torch.Tensor | None) -> MinimalPerturbation | None:
+        """Per attacked sample, the smallest L∞ epsilon at which PGD breaks it, by bisection.
+
+        The bracket starts from the grid: the first epsilon at which some L∞
+        attack broke the sample, and the grid point below it. Each round runs
+        PGD at the bracket's middle and keeps the half where the boundary
+        lies. The estimate is the bracket's top, an epsilon at which an attack
+        did succeed: an upper bound on the true minimum, within ``precision``
+        of where PGD starts to succeed. Samples no attack broke within the
+        grid's largest epsilon are reported as unbroken.
+        """
+        if not self._searching() or worst_linf is None:
+            return None
+        grid = torch.tensor(self.spec.epsilons_linf, dtype=torch.float64)
+        broken = ~worst_linf[self.targets]
+        found = broken.any(dim=1)
+        first = broken.to(torch.int8).argmax(dim=1)
+        high = grid[first]
+        low = torch.where(first > 0, grid[(first - 1).clamp(min=0)], torch.zeros_like(high))
+        searched = torch.nonzero(found).flatten()
+        for _ in range(SEARCH_ITERATIONS):
+            for part in searched.split(self.spec.batch_size):
+                middle = (low[part] + high[part]) / 2
+                index = self.targets[part]
+                x, y = self.inputs[index].to(self.device), self.labels[index].to(self.device)
+                _, logits = self._strongest("pgd_linf", x, y, middle.to(self.device, torch.float32), 1)
+                wrong = (logits.argmax(dim=1) != y).cpu()
+                high[part] = torch.where(wrong, middle, high[part])
+                low[part] = torch.where(wrong, low[part], middle)
+                self._advance(len(part) * self.spec.steps)
+        estimates = torch.where(found, high, torch.full_like(high, float("inf")))
+        precision = float((high - low)[found].max()) if bool(found.any()) else 0.0
+        return metrics.minimal_perturbation_summary(estimates, precision, max(self.spec.epsilons_linf))
+
+    # -- reporting ---------------------------------------------------------------------------
+
+    def _result(
+        self,
+        outcomes: dict[AttackName, _Outcome],
+        worst: dict[Norm, torch.Tensor],
+        minimal: MinimalPerturbation | None,
+        seconds: float,
+    ) -> EvaluationResult:
+        spec = self.spec
+        headline_robust = self._headline_robust(worst)
+        flags = metrics.gradient_flags(self.settings.stats)
+        if "fgsm" in outcomes:
+            iterative = {a: outcomes[a].robust for a in ("pgd_linf", "apgd_ce") if a in outcomes}
+            flag = metrics.fgsm_flag(spec.epsilons_linf, outcomes["fgsm"].robust, iterative)
+            flags += [flag] if flag else []
+        flag = metrics.monotonicity_flag(
+            {a: (spec.epsilons(ATTACK_NORMS[a]), outcome.robust) for a, outcome in outcomes.items()}
+        )
+        flags += [flag] if flag else []
+        return EvaluationResult(
+            dataset=self.dataset_name,
+            samples=len(self.labels),
+            num_classes=self.num_classes,
+            input_shape=list(self.inputs.shape[1:]),
+            device=str(self.device),
+            seconds=seconds,
+            clean=metrics.clean_score(self.clean_correct),
+            curves=[
+                point
+                for attack, outcome in outcomes.items()
+                for point in metrics.curve(
+                    attack, spec.epsilons(ATTACK_NORMS[attack]), outcome.robust, outcome.confidence
+                )
+            ],
+            worst_case=[
+                point
+                for norm, robust in worst.items()
+                for point in metrics.worst_case_points(norm, spec.epsilons(norm), robust)
+            ],
+            per_class=metrics.per_class(self.labels, self.clean_correct, headline_robust),
+            minimal_perturbation=minimal,
+            flags=flags,
+            headline=Headline(
+                norm=self.headline_norm,
+                epsilon=self.headline_epsilon,
+                robust_accuracy=float(headline_robust.double().mean()),
+            ),
+            gallery=[
+                GalleryItem(
+                    index=c.index,
+                    label=int(self.labels[c.index]),
+                    clean_prediction=int(
+                        self.labels[c.index]
+                    ),  # only correctly classified samples are attacked
+                    adversarial_prediction=c.prediction,
+                    attack=c.attack,
+                    epsilon=self.headline_epsilon,
+                )
+                for c in self._chosen()
+            ],
+        )
+
+    def _headline_robust(self, worst: dict[Norm, torch.Tensor]) -> torch.Tensor:
+        grid = self.spec.epsilons(self.headline_norm)
+        if self.headline_epsilon not in grid:  # a grid without a non-zero epsilon: clean accuracy
+            return self.clean_correct
+        return worst[self.headline_norm][:, grid.index(self.headline_epsilon)]
+
+    def _chosen(self) -> list[_Candidate]:
+        """Up to GALLERY_SIZE candidates, taking labels in turn so the gallery shows several classes."""
+        by_label: dict[int, list[_Candidate]] = {}
+        for candidate in sorted(self.candidates, key=lambda c: c.index):
+            by_label.setdefault(int(self.labels[candidate.index]), []).append(candidate)
+        chosen: list[_Candidate] = []
+        for rank in range(GALLERY_SIZE):
+            chosen += [group[rank] for _, group in sorted(by_label.items()) if rank < len(group)]
+        return sorted(chosen[:GALLERY_SIZE], key=lambda c: c.index)
+
+    def _gallery(self) -> Gallery:
+        chosen = self._chosen()
+        if not chosen:
+            empty = self.inputs[:0].clone()
+            return Gallery(empty, empty.clone())
+        return Gallery(
+            torch.stack([self.inputs[c.index] for c in chosen]), torch.stack([c.adversarial for c in chosen])
+        )

@@ -1,0 +1,218 @@
+"""A whole evaluation: the curves, the worst case, the minimal perturbation, the flags and the gallery."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from cohort.evaluation.engine import GALLERY_SIZE, Gallery, run_evaluation
+from cohort.evaluation.results import EvaluationResult
+from cohort.evaluation.spec import EvaluationSpec
+from tests.unit.robustness_models import Quantised, SquareRooted, digits_test, trained_mlp
+
+SPEC = EvaluationSpec(
+    samples=120,
+    steps=10,
+    epsilons_linf=[0.0, 0.05, 0.1, 0.2],
+    epsilons_l2=[0.0, 0.5, 1.0],
+    batch_size=200,
+)
+
+
+Evaluated = tuple[EvaluationResult, Gallery, list[float]]
+
+
+@pytest.fixture(scope="module")
+def evaluation() -> Evaluated:
+    reported: list[float] = []
+    result, gallery = run_evaluation(trained_mlp(), digits_test(), SPEC, progress=reported.append)
+    return result, gallery, reported
+
+
+def test_epsilon_zero_gives_the_clean_accuracy_for_every_attack(evaluation: Evaluated) -> None:
+    # Given a finished evaluation of a trained model
+    result, _, _ = evaluation
+
+    # Then at epsilon 0 every curve and the worst case equal the clean accuracy
+    zero = [p.robust_accuracy for p in result.curves if p.epsilon == 0.0]
+    zero += [p.robust_accuracy for p in result.worst_case if p.epsilon == 0.0]
+    assert len(zero) == 6
+    assert all(value == pytest.approx(result.clean.accuracy) for value in zero)
+    assert result.clean.accuracy > 0.85
+
+
+def test_worst_case_is_at_most_every_attack_of_its_norm(evaluation: Evaluated) -> None:
+    # Given a finished evaluation
+    result, _, _ = evaluation
+
+    # Then at every epsilon the worst case is no higher than any attack of the same norm
+    for worst in result.worst_case:
+        same = [p for p in result.curves if p.norm == worst.norm and p.epsilon == worst.epsilon]
+        assert same
+        assert all(worst.robust_accuracy <= p.robust_accuracy for p in same)
+
+
+def test_headline_is_the_linf_worst_case_at_the_middle_non_zero_epsilon(evaluation: Evaluated) -> None:
+    # Given the grid 0, 0.05, 0.1, 0.2
+    result, _, _ = evaluation
+
+    # Then the headline reads the L∞ worst case at 0.1
+    worst = {p.epsilon: p.robust_accuracy for p in result.worst_case if p.norm == "linf"}
+    assert (result.headline.norm, result.headline.epsilon) == ("linf", 0.1)
+    assert result.headline.robust_accuracy == worst[0.1]
+    assert result.headline.robust_accuracy < result.clean.accuracy
+
+
+def test_minimal_perturbation_lies_within_the_searched_bracket(evaluation: Evaluated) -> None:
+    # Given a finished evaluation with the minimal-perturbation search on
+    result, _, _ = evaluation
+    minimal = result.minimal_perturbation
+    assert minimal is not None
+
+    # Then its percentiles are ordered, inside (0, max epsilon], and the search was fine-grained
+    known = [v for v in (minimal.p10, minimal.p25, minimal.median, minimal.p75, minimal.p90) if v is not None]
+    assert known == sorted(known)
+    assert all(0.0 < v <= minimal.max_epsilon for v in known)
+    assert minimal.precision <= 0.1 / 2**6 + 1e-9
+    # And the samples it never broke are exactly those the worst case leaves robust at the largest epsilon
+    worst = {p.epsilon: p.robust_accuracy for p in result.worst_case if p.norm == "linf"}
+    assert minimal.unbroken_fraction == pytest.approx(worst[0.2] / result.clean.accuracy)
+
+
+def test_per_class_scores_cover_every_label_and_add_up(evaluation: Evaluated) -> None:
+    # Given a finished evaluation
+    result, _, _ = evaluation
+
+    # Then every sample is in one class, and the class scores average to the overall ones
+    assert sum(c.samples for c in result.per_class) == result.samples
+    weighted = sum(c.samples * c.robust_accuracy for c in result.per_class) / result.samples
+    assert weighted == pytest.approx(result.headline.robust_accuracy)
+
+
+def test_gallery_pairs_are_aligned_broken_and_within_budget(evaluation: Evaluated) -> None:
+    # Given a finished evaluation
+    result, gallery, _ = evaluation
+
+    # Then it holds up to 8 aligned pairs, each misclassified after a perturbation within the headline epsilon
+    assert 0 < len(result.gallery) <= GALLERY_SIZE
+    assert gallery.clean.shape == gallery.adversarial.shape == (len(result.gallery), 1, 8, 8)
+    moved = (gallery.adversarial - gallery.clean).abs().flatten(1).amax(dim=1)
+    assert torch.all(moved <= result.headline.epsilon + 1e-6)
+    assert all(item.adversarial_prediction != item.label for item in result.gallery)
+    assert len({item.label for item in result.gallery}) > 1
+
+
+def test_progress_rises_to_one(evaluation: Evaluated) -> None:
+    # Given the fractions reported during the run
+    _, _, reported = evaluation
+
+    # Then there were many, they never fell, and the last was 1
+    assert len(reported) > 10
+    assert reported == sorted(reported)
+    assert reported[-1] == 1.0
+
+
+def test_result_is_json_and_round_trips(evaluation: Evaluated) -> None:
+    # Given a finished evaluation, when it is serialised and read back, then nothing changes
+    result, _, _ = evaluation
+    assert EvaluationResult.model_validate(json.loads(result.model_dump_json())) == result
+
+
+def test_a_normal_model_raises_no_flag(evaluation: Evaluated) -> None:
+    # Given a plainly trained model, then no gradient-masking flag is raised
+    result, _, _ = evaluation
+    assert result.flags == []
+
+
+def test_a_quantising_model_is_flagged_for_zero_gradients() -> None:
+    # Given a model whose input rounding has a zero gradient everywhere
+    model = Quantised(trained_mlp())
+    spec = SPEC.model_copy(update={"attacks": ["pgd_linf"], "minimal_perturbation": False, "samples": 60})
+
+    # When it is evaluated
+    result, _ = run_evaluation(model, digits_test(60), spec)
+
+    # Then the zero-gradient flag explains that the robustness is not measured
+    codes = {flag.code: flag.message for flag in result.flags}
+    assert "zero_gradients" in codes
+    assert "gradient masking" in codes["zero_gradients"]
+
+
+def test_a_model_with_infinite_gradients_is_flagged_and_attacks_stay_in_budget() -> None:
+    # Given a model whose square root has an infinite gradient at 0-valued pixels
+    model = SquareRooted(trained_mlp())
+    spec = SPEC.model_copy(
+        update={"attacks": ["fgsm", "pgd_linf"], "minimal_perturbation": False, "samples": 60}
+    )
+
+    # When it is evaluated
+    result, gallery = run_evaluation(model, digits_test(60), spec)
+
+    # Then the non-finite flag is raised, and the gallery's adversarials are still finite and in budget
+    assert "non_finite_gradients" in {flag.code for flag in result.flags}
+    assert torch.isfinite(gallery.adversarial).all()
+    assert torch.all((gallery.adversarial - gallery.clean).abs() <= result.headline.epsilon + 1e-6)
+
+
+def test_fgsm_beating_pgd_is_flagged() -> None:
+    # Given PGD crippled to one tiny step, against FGSM's full-epsilon step
+    spec = SPEC.model_copy(
+        update={"attacks": ["fgsm", "pgd_linf"], "steps": 1, "step_size": 0.05, "random_start": False}
+    )
+
+    # When the model is evaluated
+    result, _ = run_evaluation(
+        trained_mlp(), digits_test(), spec.model_copy(update={"minimal_perturbation": False})
+    )
+
+    # Then FGSM's clear lead is flagged
+    assert "fgsm_beats_pgd" in {flag.code for flag in result.flags}
+
+
+def test_restarts_never_make_the_attack_weaker() -> None:
+    # Given one and three restarts of PGD with the same seed
+    one = SPEC.model_copy(update={"attacks": ["pgd_linf"], "minimal_perturbation": False, "steps": 3})
+    three = one.model_copy(update={"restarts": 3})
+
+    # When each evaluates the model
+    single, _ = run_evaluation(trained_mlp(), digits_test(), one)
+    multiple, _ = run_evaluation(trained_mlp(), digits_test(), three)
+
+    # Then the worst over restarts leaves no more samples robust at any epsilon
+    for a, b in zip(single.curves, multiple.curves, strict=True):
+        assert b.robust_accuracy <= a.robust_accuracy
+
+
+def test_evaluation_runs_on_the_requested_device_and_only_the_requested_samples() -> None:
+    # Given an explicit CPU device and fewer samples than the data holds
+    spec = SPEC.model_copy(update={"attacks": ["fgsm"], "samples": 30, "minimal_perturbation": False})
+
+    # When the evaluation runs
+    result, _ = run_evaluation(trained_mlp(), digits_test(100), spec, device=torch.device("cpu"))
+
+    # Then it reports that device and that sample count, and no minimal perturbation
+    assert (result.device, result.samples, result.clean.total) == ("cpu", 30, 30)
+    assert result.minimal_perturbation is None
+
+
+def test_a_model_that_gets_everything_wrong_yields_zero_curves_and_no_gallery() -> None:
+    # Given a model that always answers 0, on samples none of which is a 0
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    torch.nn.init.zeros_(model[1].weight)
+    with torch.no_grad():
+        model[1].bias.copy_(torch.arange(10, 0, -1, dtype=torch.float32))
+    data = digits_test(200)
+    keep = data.labels != 0
+    data = type(data)(data.inputs[keep], data.labels[keep], data.name)
+
+    # When it is evaluated
+    result, gallery = run_evaluation(model, data, SPEC)
+
+    # Then nothing is attacked: every figure is zero, nothing is searched and the gallery is empty
+    assert result.clean.correct == 0
+    assert all(p.robust_accuracy == 0.0 for p in [*result.curves, *result.worst_case])
+    assert result.minimal_perturbation is not None
+    assert result.minimal_perturbation.median is None
+    assert (result.gallery, len(gallery.clean)) == ([], 0)

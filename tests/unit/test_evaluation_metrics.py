@@ -1,0 +1,144 @@
+"""The report's statistics: intervals, paired tests, worst case, percentiles and flags."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from pydantic import ValidationError
+
+from cohort.evaluation.attacks import GradientStats
+from cohort.evaluation.metrics import (
+    fgsm_flag,
+    gradient_flags,
+    minimal_perturbation_summary,
+    monotonicity_flag,
+    per_class,
+    significantly_more,
+    wilson_interval,
+    worst_case,
+)
+from cohort.evaluation.spec import EvaluationSpec
+
+
+@pytest.mark.parametrize(
+    ("successes", "total", "low", "high"),
+    [(8, 10, 0.4902, 0.9433), (50, 100, 0.4038, 0.5962), (0, 10, 0.0, 0.2775), (10, 10, 0.7225, 1.0)],
+)
+def test_wilson_interval_matches_published_values(
+    successes: int, total: int, low: float, high: float
+) -> None:
+    # Given a count of successes, when its 95% Wilson interval is computed, then it matches the textbook value
+    interval = wilson_interval(successes, total)
+    assert (interval.low, interval.high) == (pytest.approx(low, abs=1e-4), pytest.approx(high, abs=1e-4))
+
+
+def test_wilson_interval_of_nothing_is_everything() -> None:
+    # Given no samples, then nothing is known
+    assert wilson_interval(0, 0).model_dump() == {"low": 0.0, "high": 1.0}
+
+
+def test_sign_test_needs_a_clear_majority_of_discordant_pairs() -> None:
+    # Given discordant counts, then only a lead beyond 1.96 standard deviations counts
+    assert not significantly_more(3, 0)
+    assert significantly_more(4, 0)
+    assert not significantly_more(12, 6)
+    assert significantly_more(30, 10)
+    assert not significantly_more(5, 10)
+
+
+def test_worst_case_is_robust_only_where_every_attack_failed() -> None:
+    # Given two attacks' outcomes on three samples
+    first = torch.tensor([[True], [True], [False]])
+    second = torch.tensor([[True], [False], [True]])
+
+    # Then only the sample both left correct is robust
+    assert worst_case([first, second]).flatten().tolist() == [True, False, False]
+
+
+def test_per_class_scores_each_label_present() -> None:
+    # Given labels 0, 0, 2 with their clean and robust outcomes
+    labels = torch.tensor([0, 0, 2])
+    scores = per_class(labels, torch.tensor([True, True, False]), torch.tensor([True, False, False]))
+
+    # Then each present label has its own accuracies
+    assert [(s.label, s.samples, s.clean_accuracy, s.robust_accuracy) for s in scores] == [
+        (0, 2, 1.0, 0.5),
+        (2, 1, 0.0, 0.0),
+    ]
+
+
+def test_minimal_perturbation_percentiles_leave_unknown_what_was_never_broken() -> None:
+    # Given ten estimates, three of them never broken
+    estimates = torch.tensor([0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, *[math.inf] * 3], dtype=torch.float64)
+
+    # When summarised
+    summary = minimal_perturbation_summary(estimates, precision=0.001, max_epsilon=0.3)
+
+    # Then the low percentiles are read off, the high ones are unknown, and 30% are unbroken
+    assert (summary.p10, summary.p25, summary.median) == (0.01, 0.03, 0.05)
+    assert (summary.p75, summary.p90) == (None, None)
+    assert summary.unbroken_fraction == pytest.approx(0.3)
+
+
+def test_gradient_flags_need_non_finite_rows_or_more_than_a_few_zero_rows() -> None:
+    # Given healthy statistics, then no flag; given masking symptoms, then both flags
+    assert gradient_flags(GradientStats(rows=1000, zero=5, non_finite=0)) == []
+    flags = gradient_flags(GradientStats(rows=1000, zero=400, non_finite=2))
+    assert [f.code for f in flags] == ["non_finite_gradients", "zero_gradients"]
+    assert "40%" in flags[1].message
+
+
+def test_fgsm_flag_is_raised_only_when_fgsm_clearly_beats_an_iterative_attack() -> None:
+    # Given 40 samples at one epsilon: FGSM breaks 20 that PGD leaves robust
+    fgsm = torch.tensor([[False]] * 20 + [[True]] * 20)
+    pgd = torch.ones(40, 1, dtype=torch.bool)
+
+    # Then the flag names the epsilon; with the roles swapped there is none
+    flag = fgsm_flag([0.1], fgsm, {"pgd_linf": pgd})
+    assert flag is not None
+    assert "0.1" in flag.message
+    assert fgsm_flag([0.1], pgd, {"pgd_linf": fgsm}) is None
+
+
+def test_monotonicity_flag_is_raised_when_accuracy_clearly_rises_with_epsilon() -> None:
+    # Given an attack that breaks 30 samples at 0.1 but none at 0.2
+    rising = torch.stack([torch.arange(40) >= 30, torch.ones(40, dtype=torch.bool)], dim=1)
+    falling = rising.flip(1)
+
+    # Then the rise is flagged and named, and a falling curve is not
+    flag = monotonicity_flag({"pgd_linf": ([0.1, 0.2], rising)})
+    assert flag is not None
+    assert "pgd_linf from 0.1 to 0.2" in flag.message
+    assert monotonicity_flag({"pgd_linf": ([0.1, 0.2], falling)}) is None
+
+
+def test_spec_defaults_and_headline_rule() -> None:
+    # Given the default spec, then alpha is 2.5 / steps and the headline is L∞ at 0.1, the middle of five
+    spec = EvaluationSpec()
+    assert spec.alpha == pytest.approx(2.5 / 20)
+    assert spec.headline() == ("linf", 0.1)
+    # And with only an L2 attack the headline reads the L2 grid's middle
+    assert EvaluationSpec(attacks=["pgd_l2"]).headline() == ("l2", 0.5)
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        {"attacks": []},
+        {"attacks": ["fgsm", "fgsm"]},
+        {"attacks": ["cw"]},
+        {"epsilons_linf": [0.1, 0.05]},
+        {"epsilons_linf": [0.1, 0.1]},
+        {"epsilons_linf": [1.5]},
+        {"epsilons_l2": [float(i) for i in range(13)]},
+        {"samples": 0},
+        {"steps": 201},
+        {"surprise": 1},
+    ],
+)
+def test_spec_refuses_invalid_requests(update: dict) -> None:
+    # Given one invalid field, then the spec does not validate
+    with pytest.raises(ValidationError):
+        EvaluationSpec.model_validate(update)

@@ -38,12 +38,12 @@ OUTPUT = Path(__file__).parent / "architecture"
 GRAPH = {
     "splines": "spline",
     "pad": "0.3",
-    "nodesep": "0.35",
-    "ranksep": "0.7",
+    "nodesep": "0.3",
+    "ranksep": "0.55",
     "fontsize": "22",
-    "dpi": "110",
+    "dpi": "86",
 }
-CLUSTER = {"fontsize": "14", "margin": "14"}
+CLUSTER = {"fontsize": "14", "margin": "20"}
 NODE = {"fontsize": "12"}
 EDGE = {"fontsize": "11"}
 
@@ -56,20 +56,21 @@ def _listing(title: str, names: list[str], per_line: int = 3) -> str:
 
 def _compute(vpc_link: Endpoint) -> tuple[Fargate, Fargate, ECS]:
     with Cluster("compute: VPC, private subnets", graph_attr=CLUSTER):
-        Endpoint("VPC endpoints\nS3 · DynamoDB · SQS · ECR")
+        Endpoint("VPC endpoints\nS3 · DynamoDB\nSQS · ECR")
         nlb = ElbNetworkLoadBalancer("NLB")
         alb = ElbApplicationLoadBalancer("internal ALB")
         with Cluster("ECS cluster"):
             orchestrator = Fargate("orchestrator\nservice\nchecks device tokens")
             nodes = Fargate("FL nodes\ntask per job")
-            with Cluster("GPU capacity provider", graph_attr={"rank": "same"}):
+            with Cluster("GPU capacity provider"):
                 evaluator = ECS("evaluator\nservice")
                 gpus = EC2AutoScaling("ECS GPU AMI\nscales from 0")
-                evaluator - Edge(style="dotted") - gpus
+                # Same rank as the evaluator, so the compute cluster stays left of the queues.
+                evaluator - Edge(style="dotted", minlen="0") - gpus
         vpc_link >> nlb >> alb
         alb >> Edge(label="/v1/*") >> orchestrator
         alb >> Edge(label="/jobs/{job_id}/*") >> nodes
-        orchestrator >> Edge(label="RunTask\n+ ALB rule", color="darkgreen", constraint="false") >> nodes
+        orchestrator >> Edge(xlabel="RunTask\n+ ALB rule", color="darkgreen", constraint="false") >> nodes
     return orchestrator, nodes, evaluator
 
 
@@ -101,10 +102,10 @@ def draw() -> None:
         node_attr=NODE,
         edge_attr=EDGE,
     ):
-        with Cluster("Users"):
+        with Cluster("Users", graph_attr=CLUSTER):
             devices = Mobile("mobile devices\n(device token)")
             developer = Users("app developer")
-            scientist = Users("data scientist\nbrowser · JupyterHub · SDK")
+            scientist = Users("data scientist\nbrowser · SDK\nJupyterHub")
 
         with Cluster("api", graph_attr=CLUSTER):
             waf = WAF("WAF")
@@ -118,8 +119,9 @@ def draw() -> None:
             evaluations = SQS(f"{Queue.EVALUATIONS.value}\n+ DLQ")
             notifications = SQS(f"{Queue.NOTIFICATIONS.value}\n+ DLQ")
 
-        with Cluster("storage", graph_attr=CLUSTER):
-            tables = Dynamodb(_listing("DynamoDB", [table.value for table in Table]))
+        # The listings are wider than an icon: a wider margin keeps them inside the cluster.
+        with Cluster("storage", graph_attr={**CLUSTER, "margin": "32"}):
+            tables = Dynamodb(_listing("DynamoDB", [table.value for table in Table], per_line=2))
             buckets = S3(_listing("S3", [bucket.value for bucket in Bucket]))
 
         with Cluster("functions", graph_attr=CLUSTER):

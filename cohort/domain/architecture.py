@@ -74,20 +74,14 @@ class AvgPool2d(_Layer):
         return nn.AvgPool2d(self.kernel_size, stride=self.stride)
 
 
-class BatchNorm1d(_Layer):
-    type: Literal["BatchNorm1d"]
+class _BatchNorm(_Layer):
+    type: Literal["BatchNorm1d", "BatchNorm2d"]
     num_features: PositiveInt
+    eps: Annotated[float, Field(gt=0.0, le=1.0)] = 1e-5  # Keras' default is 1e-3
 
     def build(self) -> nn.Module:
-        return nn.BatchNorm1d(self.num_features)
-
-
-class BatchNorm2d(_Layer):
-    type: Literal["BatchNorm2d"]
-    num_features: PositiveInt
-
-    def build(self) -> nn.Module:
-        return nn.BatchNorm2d(self.num_features)
+        kind = nn.BatchNorm1d if self.type == "BatchNorm1d" else nn.BatchNorm2d
+        return kind(self.num_features, eps=self.eps)
 
 
 class Dropout(_Layer):
@@ -113,7 +107,7 @@ class _Activation(_Layer):
 
 
 Layer = Annotated[
-    Linear | Conv2d | MaxPool2d | AvgPool2d | BatchNorm1d | BatchNorm2d | Dropout | Flatten | _Activation,
+    Linear | Conv2d | MaxPool2d | AvgPool2d | _BatchNorm | Dropout | Flatten | _Activation,
     Field(discriminator="type"),
 ]
 

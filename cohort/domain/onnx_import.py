@@ -1,0 +1,404 @@
+"""ONNX graphs translated into the platform's own model format.
+
+An ONNX file is a protobuf: reading it runs no code, but a crafted one can still
+ask a parser for unbounded memory or time, so this runs only inside the limited
+child process of :mod:`cohort.services.model_import`. It uses onnx and numpy,
+never torch, and produces plain data: layer documents for an
+:class:`~cohort.domain.architecture.ArchitectureSpec` and float32 arrays named as
+that spec's ``nn.Sequential`` names them. The parent validates both as it
+validates any upload.
+
+Only a single chain of allow-listed layers is accepted: each node reads the
+previous node's output plus constants. Anything else is refused with the node's
+name and op, and what to change.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from google.protobuf.message import DecodeError
+from onnx import numpy_helper, shape_inference
+from onnx.external_data_helper import uses_external_data
+
+from cohort.domain.errors import InvalidInput
+
+SUPPORTED_OPS = (
+    "Conv",
+    "Gemm",
+    "MatMul",
+    "Add",
+    "Relu",
+    "Tanh",
+    "Sigmoid",
+    "Gelu",
+    "MaxPool",
+    "AveragePool",
+    "BatchNormalization",
+    "Flatten",
+    "Reshape",
+    "Dropout",
+    "Identity",
+    "Softmax",
+    "LogSoftmax",
+    "Constant",
+    "Cast",
+)
+_ACTIVATIONS = {"Relu": "ReLU", "Tanh": "Tanh", "Sigmoid": "Sigmoid", "Gelu": "GELU"}
+_FINAL_NORMALISERS = ("Softmax", "LogSoftmax")
+_FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16)
+
+Shape = list[int | None]  # None: a dimension of unknown size, the batch axis
+
+
+@dataclass
+class Converted:
+    """A model in the platform's terms: a spec document, its weights, and what was changed."""
+
+    input_shape: list[int]
+    num_classes: int
+    layers: list[dict]
+    weights: dict[str, np.ndarray]  # named as the spec's nn.Sequential names its state
+    notes: list[str]
+
+    @property
+    def architecture(self) -> dict:
+        return {"input_shape": self.input_shape, "num_classes": self.num_classes, "layers": self.layers}
+
+
+def convert(data: bytes) -> Converted:
+    """Translate a serialized ONNX model, raising InvalidInput with the first problem found."""
+    model = _parse(data)
+    return _Translation(model).run()
+
+
+def _parse(data: bytes) -> onnx.ModelProto:
+    try:
+        model = onnx.load_model_from_string(data)
+    except (DecodeError, ValueError, RuntimeError) as exc:
+        raise InvalidInput(f"not a readable ONNX model (truncated or corrupt): {exc}") from None
+    graph = model.graph
+    if not graph.node:
+        raise InvalidInput("not a readable ONNX model: the graph has no nodes")
+    if model.functions or graph.sparse_initializer:
+        raise InvalidInput("ONNX models with local functions or sparse initializers cannot be imported")
+    for tensor in graph.initializer:
+        if uses_external_data(tensor):
+            # External data names a file path to read: never followed.
+            raise InvalidInput(
+                f"initializer '{tensor.name}' keeps its data in an external file; "
+                "save the model with all tensors inside it (onnx.save(..., save_as_external_data=False))"
+            )
+    try:
+        return shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, RuntimeError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InvalidInput(f"the ONNX graph is inconsistent: {first_line}") from None
+
+
+def _attributes(node: onnx.NodeProto) -> dict[str, object]:
+    return {attribute.name: onnx.helper.get_attribute_value(attribute) for attribute in node.attribute}
+
+
+def _shape_of(value: onnx.ValueInfoProto) -> Shape:
+    dims = value.type.tensor_type.shape.dim
+    return [dim.dim_value if dim.HasField("dim_value") else None for dim in dims]
+
+
+class _Translation:
+    """One walk down the chain of nodes, emitting one spec layer per weighted or activation node."""
+
+    def __init__(self, model: onnx.ModelProto) -> None:
+        self._graph = model.graph
+        self._converted_dtypes: set[str] = set()
+        self._constants: dict[str, np.ndarray] = {
+            tensor.name: self._array(tensor) for tensor in self._graph.initializer
+        }
+        self._shapes: dict[str, Shape] = {
+            value.name: _shape_of(value)
+            for value in (*self._graph.input, *self._graph.value_info, *self._graph.output)
+        }
+        self._handlers: dict[str, Callable[[onnx.NodeProto, dict], None]] = {
+            "Conv": self._conv,
+            "Gemm": self._gemm,
+            "MatMul": self._matmul,
+            "Add": self._add,
+            "MaxPool": self._pool,
+            "AveragePool": self._pool,
+            "BatchNormalization": self._batch_norm,
+            "Flatten": self._flatten,
+            "Reshape": self._reshape,
+            "Dropout": self._dropout,
+            "Identity": lambda node, attrs: None,
+        }
+        self._layers: list[dict] = []
+        self._weights: dict[str, np.ndarray] = {}
+        self._notes: list[str] = []
+
+    # -- the walk -----------------------------------------------------------------
+    def run(self) -> Converted:
+        current, input_shape = self._input()
+        nodes = list(self._graph.node)
+        last_layer = max(
+            (i for i, n in enumerate(nodes) if n.op_type not in ("Constant", "Cast")), default=-1
+        )
+        for position, node in enumerate(nodes):
+            if node.op_type == "Constant":
+                self._constants[node.output[0]] = self._constant_node(node)
+                continue
+            if node.op_type == "Cast" and all(name in self._constants for name in node.input):
+                self._constants[node.output[0]] = self._cast(node)  # as fp16 and fp64 weights are stored
+                continue
+            data_inputs = [name for name in node.input if name and name not in self._constants]
+            if data_inputs != [current]:
+                raise InvalidInput(
+                    f"node '{node.name or position}' ({node.op_type}) reads "
+                    f"{data_inputs or 'only constants'}, "
+                    f"not the previous layer's output '{current}': only a single chain of layers "
+                    "can be imported (no branches, skip connections or shape arithmetic; "
+                    "use nn.Flatten rather than x.view(x.size(0), -1))"
+                )
+            self._current = current
+            self._translate(node, last=position == last_layer)
+            current = node.output[0]
+        if current != self._graph.output[0].name:
+            raise InvalidInput("the graph's output is not the end of its chain of layers")
+        output_shape = self._shapes.get(current) or []
+        if len(output_shape) != 2 or not output_shape[1] or output_shape[1] < 2:
+            raise InvalidInput(
+                f"the model's output has shape {output_shape}; a classifier outputs [batch, classes]"
+            )
+        for dtype in sorted(self._converted_dtypes):
+            self._notes.append(f"{dtype} weights were converted to float32")
+        return Converted(input_shape, int(output_shape[1]), self._layers, self._weights, self._notes)
+
+    def _input(self) -> tuple[str, list[int]]:
+        inputs = [value for value in self._graph.input if value.name not in self._constants]
+        outputs = list(self._graph.output)
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise InvalidInput(
+                f"the model has {len(inputs)} inputs and {len(outputs)} outputs; a classifier has one of each"
+            )
+        value = inputs[0]
+        if value.type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
+            raise InvalidInput(f"the input '{value.name}' must be float32")
+        shape = _shape_of(value)
+        if not 2 <= len(shape) <= 4:
+            raise InvalidInput(f"the input '{value.name}' has rank {len(shape)}; Cohort takes ranks 2 to 4")
+        features = shape[1:]
+        if any(size is None or size < 1 for size in features):
+            raise InvalidInput(
+                f"the input '{value.name}' has shape {shape}: every dimension but the batch must be fixed"
+            )
+        return value.name, [int(size) for size in features]
+
+    def _translate(self, node: onnx.NodeProto, *, last: bool) -> None:
+        attrs = _attributes(node)
+        if node.op_type in _ACTIVATIONS:
+            if node.op_type == "Gelu" and attrs.get("approximate", b"none") not in (b"none", "none"):
+                raise InvalidInput(
+                    f"node '{node.name}': only the exact GELU (approximate='none') is supported"
+                )
+            self._emit({"type": _ACTIVATIONS[node.op_type]})
+        elif node.op_type in _FINAL_NORMALISERS:
+            if not last:
+                raise InvalidInput(f"node '{node.name}' ({node.op_type}) is supported only as the final node")
+            self._notes.append(
+                f"the final {node.op_type} was dropped: Cohort's models output logits, "
+                "and the predicted classes are unchanged"
+            )
+        elif node.op_type in self._handlers:
+            self._handlers[node.op_type](node, attrs)
+        else:
+            raise InvalidInput(
+                f"node '{node.name}' uses the {node.op_type} operator, which Cohort cannot import; "
+                f"supported: {', '.join(SUPPORTED_OPS)}"
+            )
+
+    def _emit(self, layer: dict, **weights: np.ndarray) -> None:
+        index = len(self._layers)
+        self._layers.append(layer)
+        for name, array in weights.items():
+            self._weights[f"{index}.{name}"] = np.array(array, dtype=np.float32, order="C")  # a writable copy
+
+    # -- values ------------------------------------------------------------------
+    def _array(self, tensor: onnx.TensorProto) -> np.ndarray:
+        if tensor.data_type in _FLOAT_TYPES and tensor.data_type != onnx.TensorProto.FLOAT:
+            self._converted_dtypes.add(onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).name)
+        return numpy_helper.to_array(tensor)
+
+    def _constant_node(self, node: onnx.NodeProto) -> np.ndarray:
+        attrs = node.attribute
+        if len(attrs) != 1 or attrs[0].name != "value":
+            raise InvalidInput(f"Constant node '{node.name}' must hold a tensor 'value'")
+        return self._array(attrs[0].t)
+
+    def _cast(self, node: onnx.NodeProto) -> np.ndarray:
+        target = _attributes(node).get("to")
+        if target not in _FLOAT_TYPES:
+            raise InvalidInput(f"Cast node '{node.name}' casts a constant to a non-float type")
+        return self._constants[node.input[0]].astype(onnx.helper.tensor_dtype_to_np_dtype(target))
+
+    def _constant(self, node: onnx.NodeProto, position: int, what: str) -> np.ndarray | None:
+        """The node's constant input at ``position``, None if absent; float inputs must be float."""
+        if len(node.input) <= position or not node.input[position]:
+            return None
+        value = self._constants[node.input[position]]  # float: shape inference checked the types
+        if not np.isfinite(value).all():
+            raise InvalidInput(f"node '{node.name}': the {what} holds NaN or infinite values")
+        return value
+
+    def _required(self, node: onnx.NodeProto, position: int, what: str) -> np.ndarray:
+        value = self._constant(node, position, what)
+        if value is None:
+            raise InvalidInput(f"node '{node.name}' ({node.op_type}) has no {what}")
+        return value
+
+    def _input_shape(self) -> Shape:
+        return self._shapes.get(self._current, [])
+
+    # -- layers ------------------------------------------------------------------
+    def _conv(self, node: onnx.NodeProto, attrs: dict) -> None:
+        weight = self._required(node, 1, "weight")
+        bias = self._constant(node, 2, "bias")
+        if weight.ndim != 4:
+            raise InvalidInput(f"node '{node.name}': only 2-D convolutions are supported")
+        out_channels, in_channels, height, width = weight.shape
+        self._require(node, attrs.get("group", 1) == 1, "grouped convolutions are not supported")
+        self._require(node, height == width, "the kernel must be square")
+        stride = self._uniform(node, attrs.get("strides", [1, 1]), "strides")
+        self._require(
+            node, list(attrs.get("dilations", [1, 1])) == [1, 1], "dilated kernels are not supported"
+        )
+        padding = self._symmetric_pads(node, attrs)
+        layer = {
+            "type": "Conv2d",
+            "in_channels": int(in_channels),
+            "out_channels": int(out_channels),
+            "kernel_size": int(height),
+            "stride": stride,
+            "padding": padding,
+            "bias": bias is not None,
+        }
+        if bias is None:
+            self._emit(layer, weight=weight)
+        else:
+            self._emit(layer, weight=weight, bias=bias.reshape(out_channels))
+
+    def _gemm(self, node: onnx.NodeProto, attrs: dict) -> None:
+        self._require(node, attrs.get("transA", 0) == 0, "transA must be 0")
+        weight = self._required(node, 1, "weight")
+        self._require(node, weight.ndim == 2, "the weight must be a matrix")
+        weight = weight if attrs.get("transB", 0) else weight.T  # torch keeps [out, in]
+        weight = weight * float(attrs.get("alpha", 1.0))
+        bias = self._constant(node, 2, "bias")
+        if bias is not None:
+            bias = np.broadcast_to(bias * float(attrs.get("beta", 1.0)), (weight.shape[0],))
+        self._linear(node, weight, bias)
+
+    def _matmul(self, node: onnx.NodeProto, _: dict) -> None:
+        self._require(node, node.input[0] == self._current, "the layer input must be the left operand")
+        weight = self._required(node, 1, "weight")
+        self._require(node, weight.ndim == 2, "the weight must be a matrix")
+        self._linear(node, weight.T, None)
+
+    def _linear(self, node: onnx.NodeProto, weight: np.ndarray, bias: np.ndarray | None) -> None:
+        self._require(node, len(self._input_shape()) == 2, "a fully connected layer takes [batch, features]")
+        out_features, in_features = weight.shape
+        layer = {
+            "type": "Linear",
+            "in_features": int(in_features),
+            "out_features": int(out_features),
+            "bias": bias is not None,
+        }
+        if bias is None:
+            self._emit(layer, weight=weight)
+        else:
+            self._emit(layer, weight=weight, bias=bias)
+
+    def _add(self, node: onnx.NodeProto, _: dict) -> None:
+        """A bias added after a bias-free Linear or Conv2d (how MatMul + Add exports) joins that layer."""
+        position = 1 if node.input[0] == self._current else 0
+        bias = self._required(node, position, "addend")
+        previous = self._layers[-1] if self._layers else None
+        if previous is None or previous["type"] not in ("Linear", "Conv2d") or previous["bias"]:
+            raise InvalidInput(
+                f"node '{node.name}' (Add) is supported only as the bias of a layer without one"
+            )
+        width = previous["out_features" if previous["type"] == "Linear" else "out_channels"]
+        if bias.size != width:
+            raise InvalidInput(f"node '{node.name}' (Add) adds {bias.size} values to {width} outputs")
+        index = len(self._layers) - 1
+        previous["bias"] = True
+        self._weights[f"{index}.bias"] = np.array(bias.reshape(width), dtype=np.float32, order="C")
+
+    def _pool(self, node: onnx.NodeProto, attrs: dict) -> None:
+        kernel = self._uniform(node, attrs.get("kernel_shape", []), "kernel_shape")
+        stride = self._uniform(node, attrs.get("strides", [1, 1]), "strides")
+        self._require(node, self._symmetric_pads(node, attrs) == 0, "padded pooling is not supported")
+        self._require(node, attrs.get("ceil_mode", 0) == 0, "ceil_mode must be 0")
+        self._require(
+            node, list(attrs.get("dilations", [1, 1])) == [1, 1], "dilated pooling is not supported"
+        )
+        kind = "MaxPool2d" if node.op_type == "MaxPool" else "AvgPool2d"
+        self._emit({"type": kind, "kernel_size": kernel, "stride": stride})
+
+    def _batch_norm(self, node: onnx.NodeProto, attrs: dict) -> None:
+        self._require(node, attrs.get("training_mode", 0) == 0, "training_mode must be 0")
+        self._require(
+            node, len([o for o in node.output if o]) == 1, "running-statistics outputs are unsupported"
+        )
+        scale, bias = self._required(node, 1, "scale"), self._required(node, 2, "bias")
+        mean, variance = self._required(node, 3, "mean"), self._required(node, 4, "variance")
+        rank = len(self._input_shape())
+        self._require(node, rank in (2, 3, 4), f"inputs of rank {rank} are not supported")
+        layer = {
+            "type": "BatchNorm2d" if rank == 4 else "BatchNorm1d",
+            "num_features": int(scale.size),
+            "eps": float(attrs.get("epsilon", 1e-5)),
+        }
+        self._emit(layer, weight=scale, bias=bias, running_mean=mean, running_var=variance)
+
+    def _flatten(self, node: onnx.NodeProto, attrs: dict) -> None:
+        self._require(node, attrs.get("axis", 1) == 1, "only Flatten(axis=1) keeps the batch axis apart")
+        self._emit({"type": "Flatten"})
+
+    def _reshape(self, node: onnx.NodeProto, _: dict) -> None:
+        """A reshape that keeps the batch axis and flattens the rest is a Flatten."""
+        before, after = self._input_shape(), self._shapes.get(node.output[0], [])
+        features = math.prod(size or 0 for size in before[1:])
+        if len(after) == 2 and features and after[1] == features and len(before) >= 2:
+            self._emit({"type": "Flatten"})
+            return
+        raise InvalidInput(
+            f"node '{node.name}' (Reshape) turns {before} into {after}; only flattening to "
+            "[batch, features] is supported"
+        )
+
+    def _dropout(self, node: onnx.NodeProto, attrs: dict) -> None:
+        ratio = self._constant(node, 1, "ratio")
+        p = float(ratio) if ratio is not None else float(attrs.get("ratio", 0.5))
+        self._emit({"type": "Dropout", "p": p})
+
+    # -- attribute checks --------------------------------------------------------
+    def _require(self, node: onnx.NodeProto, condition: bool, problem: str) -> None:
+        if not condition:
+            raise InvalidInput(f"node '{node.name}' ({node.op_type}): {problem}")
+
+    def _uniform(self, node: onnx.NodeProto, values: list, what: str) -> int:
+        values = [int(v) for v in values]
+        self._require(node, len(values) == 2 and values[0] == values[1], f"{what} must be two equal values")
+        return values[0]
+
+    def _symmetric_pads(self, node: onnx.NodeProto, attrs: dict) -> int:
+        auto_pad = attrs.get("auto_pad", b"NOTSET")
+        self._require(
+            node, auto_pad in (b"NOTSET", "NOTSET", b"VALID", "VALID"), "auto_pad SAME is unsupported"
+        )
+        pads = [int(p) for p in attrs.get("pads", [0, 0, 0, 0])]
+        self._require(node, len(pads) == 4 and len(set(pads)) == 1, "pads must be equal on every side")
+        return pads[0]

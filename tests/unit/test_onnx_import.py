@@ -1,0 +1,235 @@
+"""ONNX graphs into the platform's format: the converted model computes what ONNX Runtime does."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+from onnx import TensorProto, helper
+
+from cohort.domain.architecture import parse_architecture
+from cohort.domain.errors import InvalidInput
+from cohort.domain.onnx_import import convert
+from cohort.domain.weights import load_into
+
+from .onnx_models import GraphBuilder, cnn, mlp_with_softmax, reshaping_mlp
+
+
+def _reference(data: bytes, inputs: np.ndarray) -> np.ndarray:
+    session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: inputs})[0]
+
+
+def _imported(data: bytes) -> tuple[torch.nn.Module, list[str]]:
+    converted = convert(data)
+    architecture = parse_architecture(converted.architecture)
+    module = architecture.build()
+    load_into(module, {name: torch.from_numpy(array) for name, array in converted.weights.items()})
+    return module.eval(), converted.notes
+
+
+def _inputs(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).random(shape, dtype=np.float32)
+
+
+def test_an_mlp_keeps_its_predictions_and_loses_only_its_softmax() -> None:
+    # Given an exported MLP that ends in Softmax
+    data = mlp_with_softmax()
+    inputs = _inputs((16, 1, 8, 8))
+
+    # When it is imported
+    module, notes = _imported(data)
+
+    # Then the logits, softmaxed, are ONNX Runtime's probabilities, and the note says why they are logits
+    with torch.no_grad():
+        logits = module(torch.from_numpy(inputs))
+    np.testing.assert_allclose(logits.softmax(dim=1).numpy(), _reference(data, inputs), atol=1e-6)
+    assert any("Softmax was dropped" in note for note in notes)
+
+
+def test_a_cnn_with_batch_norm_and_a_matmul_bias_computes_the_same_logits() -> None:
+    data = cnn()
+    inputs = _inputs((8, 1, 8, 8), seed=1)
+
+    module, notes = _imported(data)
+
+    with torch.no_grad():
+        ours = module(torch.from_numpy(inputs)).numpy()
+    np.testing.assert_allclose(ours, _reference(data, inputs), rtol=1e-5, atol=1e-5)
+    assert [type(layer).__name__ for layer in module] == [
+        "Conv2d",
+        "BatchNorm2d",
+        "ReLU",
+        "MaxPool2d",
+        "Flatten",
+        "Linear",
+    ]
+    assert module[1].eps == pytest.approx(1e-3)
+    assert notes == []
+
+
+def test_reshape_dropout_and_scaled_gemm_in_float64_are_translated() -> None:
+    data = reshaping_mlp()
+    inputs = _inputs((1, 1, 8, 8), seed=2)
+
+    module, notes = _imported(data)
+
+    with torch.no_grad():
+        ours = module(torch.from_numpy(inputs)).numpy()
+    np.testing.assert_allclose(ours, _reference(data, inputs), rtol=1e-5, atol=1e-6)
+    assert "float64 weights were converted to float32" in notes
+    assert module[2].p == pytest.approx(0.25)
+
+
+def test_a_model_exported_by_torch_imports_to_the_same_logits() -> None:
+    # Given a torch CNN exported to ONNX by torch itself
+    torch.manual_seed(0)
+    original = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 6, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.AvgPool2d(2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(96, 10),
+    ).eval()
+    example = torch.rand(4, 1, 8, 8)
+    exported = _torch_export(original, example)
+
+    # When it is imported
+    module, _ = _imported(exported)
+
+    # Then the imported model is the original
+    with torch.no_grad():
+        torch.testing.assert_close(module(example), original(example), rtol=1e-5, atol=1e-5)
+
+
+def _torch_export(module: torch.nn.Module, example: torch.Tensor) -> bytes:
+    onnx_program = pytest.importorskip("torch.onnx")
+    import io
+    import warnings
+
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            onnx_program.export(
+                module,
+                (example,),
+                buffer,
+                dynamo=False,
+                input_names=["input"],
+                dynamic_axes={"input": {0: "batch"}},
+            )
+        except (ImportError, ModuleNotFoundError, TypeError) as exc:
+            pytest.skip(f"this torch cannot export ONNX without extra packages: {exc}")
+    return buffer.getvalue()
+
+
+# -- refusals --------------------------------------------------------------------------------
+def _refused(data: bytes) -> str:
+    with pytest.raises(InvalidInput) as refused:
+        convert(data)
+    return refused.value.message
+
+
+def test_a_truncated_file_is_refused_as_corrupt() -> None:
+    data = cnn()
+    assert "truncated or corrupt" in _refused(data[: len(data) // 2])
+    assert "truncated or corrupt" in _refused(b"\x00\x01not onnx at all")
+
+
+def test_an_unsupported_operator_is_named_with_the_supported_ones() -> None:
+    graph = GraphBuilder(["batch", 4])
+    graph.add("LeakyRelu", alpha=0.1)
+    graph.add("Gemm", graph.weight("w", (3, 4)), transB=1)
+
+    message = _refused(graph.bytes(["batch", 3]))
+
+    assert "LeakyRelu" in message
+    assert "supported: Conv, Gemm" in message
+
+
+def test_a_branching_graph_is_refused_as_not_a_chain() -> None:
+    # Given a residual connection: the Add reads two data paths
+    graph = GraphBuilder(["batch", 4])
+    skip = graph.current
+    graph.add("Relu")
+    graph.node(helper.make_node("Add", [graph.current, skip], ["residual"], name="residual"))
+    graph.current = "residual"
+    graph.add("Gemm", graph.weight("w", (3, 4)), transB=1)
+
+    assert "only a single chain of layers" in _refused(graph.bytes(["batch", 3]))
+
+
+def test_external_data_is_never_followed() -> None:
+    # Given an initializer that points at a file on the converting machine
+    graph = GraphBuilder(["batch", 4])
+    graph.add("Gemm", graph.weight("w", (3, 4)), transB=1)
+    model = graph.model(["batch", 3])
+    tensor = model.graph.initializer[0]
+    tensor.ClearField("raw_data")
+    tensor.data_location = TensorProto.EXTERNAL
+    tensor.external_data.add(key="location", value="../../etc/passwd")
+
+    assert "external file" in _refused(model.SerializeToString())
+
+
+def test_a_symbolic_feature_dimension_is_refused() -> None:
+    graph = GraphBuilder(["batch", "features"])
+    graph.add("Relu")
+    assert "every dimension but the batch must be fixed" in _refused(graph.bytes(["batch", "features"]))
+
+
+def test_non_finite_weights_are_refused() -> None:
+    graph = GraphBuilder(["batch", 4])
+    weights = np.ones((3, 4), dtype=np.float32)
+    weights[1, 2] = np.nan
+    graph.add("Gemm", graph.constant("w", weights), transB=1)
+    assert "NaN or infinite" in _refused(graph.bytes(["batch", 3]))
+
+
+@pytest.mark.parametrize(
+    ("attributes", "problem"),
+    [
+        ({"group": 2}, "grouped convolutions"),
+        ({"pads": [1, 0, 1, 0]}, "pads must be equal"),
+        ({"dilations": [2, 2]}, "dilated kernels"),
+        ({"strides": [1, 2]}, "strides must be two equal values"),
+    ],
+)
+def test_convolutions_beyond_the_allow_list_are_refused(attributes: dict, problem: str) -> None:
+    graph = GraphBuilder(["batch", 2, 8, 8])
+    in_channels = 1 if attributes.get("group") == 2 else 2
+    graph.add("Conv", graph.weight("w", (2, in_channels, 3, 3)), **attributes)
+    graph.add("Flatten")
+    model = graph.model(["batch", "features"])
+    assert problem in _refused(model.SerializeToString())
+
+
+def test_a_softmax_before_the_last_layer_is_refused() -> None:
+    graph = GraphBuilder(["batch", 4])
+    graph.add("Softmax", axis=-1)
+    graph.add("Gemm", graph.weight("w", (3, 4)), transB=1)
+    assert "only as the final node" in _refused(graph.bytes(["batch", 3]))
+
+
+def test_an_output_that_is_not_one_score_per_class_is_refused() -> None:
+    graph = GraphBuilder(["batch", 1, 4, 4])
+    graph.add("Relu")
+    assert "a classifier outputs [batch, classes]" in _refused(graph.bytes(["batch", 1, 4, 4]))
+
+
+def test_two_inputs_are_refused() -> None:
+    graph = GraphBuilder(["batch", 4])
+    graph.add("Relu")
+    model = graph.model(["batch", 4])
+    model.graph.input.append(helper.make_tensor_value_info("second", TensorProto.FLOAT, ["batch", 4]))
+    assert "2 inputs and 1 outputs" in _refused(model.SerializeToString())
+
+
+def test_the_converted_weights_are_float32_and_named_as_the_spec_builds_them() -> None:
+    converted = convert(cnn())
+    module = parse_architecture(converted.architecture).build()
+    expected = {name for name, t in module.state_dict().items() if t.dtype == torch.float32}
+    assert set(converted.weights) == expected
+    assert {array.dtype for array in converted.weights.values()} == {np.dtype(np.float32)}

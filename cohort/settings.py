@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     max_model_bytes: int = 256 * 1024 * 1024
     max_update_bytes: int = 256 * 1024 * 1024
     max_evaluation_set_bytes: int = 64 * 1024 * 1024  # an uploaded evaluation set (safetensors)
+    # ONNX import (cohort/services/onnx_sandbox.py): each conversion runs in a child with these limits.
+    onnx_import_memory_bytes: int = 1024 * 1024 * 1024
+    onnx_import_cpu_seconds: int = Field(60, ge=1)
+    onnx_import_wall_seconds: float = Field(120.0, gt=0)
+    max_concurrent_imports: int = Field(1, ge=1, le=16)
     presigned_url_ttl_seconds: int = Field(900, ge=60, le=43_200)
 
     @property

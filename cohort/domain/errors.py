@@ -39,6 +39,12 @@ class PayloadTooLarge(CohortError):
     status_code = 413
 
 
+class Busy(CohortError):
+    """Capacity is taken for now; the same request may succeed shortly."""
+
+    status_code = 503
+
+
 def describe_validation_error(exc: ValidationError) -> str:
     """One line per problem, each naming where it is: ``layers.3.kernel_size: ...``."""
     problems = []

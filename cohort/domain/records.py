@@ -127,6 +127,13 @@ class ModelStatus(StrEnum):
     READY = "ready"
 
 
+class ModelFormat(StrEnum):
+    """What the scientist uploads; either way the stored model is a spec plus safetensors."""
+
+    SAFETENSORS = "safetensors"  # weights for the architecture given at creation
+    ONNX = "onnx"  # an ONNX graph, converted into a spec and weights at commit
+
+
 class ModelRecord(_Record):
     class Meta(_Record.Meta):
         table = Table.MODELS
@@ -136,9 +143,12 @@ class ModelRecord(_Record):
     model_id = UnicodeAttribute(hash_key=True)
     owner_id = UnicodeAttribute()
     name = UnicodeAttribute()
-    architecture = JSONAttribute()
+    architecture = JSONAttribute(null=True)  # an imported model has one only once committed
     weights_key = UnicodeAttribute()
-    parameter_count = NumberAttribute()
+    parameter_count = NumberAttribute(default=0)
+    upload_format = UnicodeAttribute(default=ModelFormat.SAFETENSORS)
+    source_key = UnicodeAttribute(null=True)  # the uploaded ONNX file, kept as received
+    import_notes = JSONAttribute(null=True)  # what the ONNX conversion changed, in plain words
     status = UnicodeAttribute(default=ModelStatus.AWAITING_UPLOAD)
     created_at = UTCDateTimeAttribute(default=utcnow)
     by_owner = OwnerIndex()

@@ -96,14 +96,23 @@ class CohortClient:
     def create_model(self, name: str, architecture: Mapping, weights: Mapping[str, torch.Tensor]) -> dict:
         """Register, upload the weights through the presigned URL, and commit."""
         created = self._request("POST", "/v1/models", json={"name": name, "architecture": dict(architecture)})
+        return self._upload_and_commit(created, encode(weights), "weights")
+
+    def import_onnx_model(self, name: str, onnx_file: bytes) -> dict:
+        """Register an ONNX import, upload the file, and commit: the model comes back converted,
+        with its architecture and ``import_notes``; 422 says what in the file cannot be imported."""
+        created = self._request("POST", "/v1/models/imports", json={"name": name, "format": "onnx"})
+        return self._upload_and_commit(created, onnx_file, "ONNX file")
+
+    def _upload_and_commit(self, created: dict, content: bytes, what: str) -> dict:
         upload = httpx.put(
             created["upload_url"],
-            content=encode(weights),
+            content=content,
             headers={"Content-Type": "application/octet-stream"},
             timeout=self._http.timeout,
         )
         if upload.is_error:
-            raise CohortError(upload.status_code, f"weights upload failed: {upload.text[:300]}")
+            raise CohortError(upload.status_code, f"{what} upload failed: {upload.text[:300]}")
         return self._request("POST", f"/v1/models/{created['model']['model_id']}/commit")
 
     def models(self) -> list[dict]:

@@ -1,17 +1,24 @@
-"""Scientists' models: an architecture spec plus safetensors weights uploaded to S3."""
+"""Scientists' models: an architecture spec plus safetensors weights, uploaded to S3.
+
+A model is created from a spec and its weights, or imported from an ONNX file,
+which is converted into a spec and weights in a limited child process at commit.
+Either way, every consumer (the FL node, the evaluator) sees only the platform's
+own format, and nothing is ever unpickled.
+"""
 
 from __future__ import annotations
 
 import uuid
 
 from pydantic import BaseModel, Field
+from pynamodb.exceptions import UpdateError
 
 from cohort.catalogue import Bucket
 from cohort.domain.architecture import ArchitectureSpec, parse_architecture
 from cohort.domain.errors import Conflict
-from cohort.domain.records import ModelRecord, ModelStatus
+from cohort.domain.records import ModelFormat, ModelRecord, ModelStatus
 from cohort.domain.weights import TensorSignature, decode
-from cohort.services import storage
+from cohort.services import onnx_sandbox, storage
 from cohort.services.auth import Principal
 from cohort.services.ownership import owned_record
 from cohort.settings import get_settings
@@ -21,8 +28,12 @@ class ModelView(BaseModel):
     model_id: str
     name: str
     status: ModelStatus
+    upload_format: ModelFormat
     parameter_count: int
-    architecture: ArchitectureSpec
+    architecture: ArchitectureSpec | None = Field(
+        description="Null only for an ONNX import that has not been committed yet"
+    )
+    import_notes: list[str] = Field(description="What the ONNX conversion changed; empty otherwise")
     created_at: str
 
     @classmethod
@@ -31,33 +42,61 @@ class ModelView(BaseModel):
             model_id=record.model_id,
             name=record.name,
             status=ModelStatus(record.status),
+            upload_format=ModelFormat(record.upload_format),
             parameter_count=int(record.parameter_count),
-            architecture=parse_architecture(record.architecture),
+            architecture=parse_architecture(record.architecture) if record.architecture else None,
+            import_notes=list(record.import_notes or []),
             created_at=record.created_at.isoformat(),
         )
 
 
 class ModelCreated(BaseModel):
     model: ModelView
-    upload_url: str = Field(description="Presigned PUT for the initial weights (safetensors)")
+    upload_url: str = Field(description="Presigned PUT for the file to upload, then commit the model")
     expires_in: int
+
+
+def _parameter_count(architecture: ArchitectureSpec) -> int:
+    return sum(p.numel() for p in architecture.build().parameters())
 
 
 def create(owner: Principal, name: str, architecture: ArchitectureSpec) -> ModelCreated:
     model_id = uuid.uuid4().hex
-    module = architecture.build()
     record = ModelRecord(
         model_id,
         owner_id=owner.user_id,
         name=name,
         architecture=architecture.model_dump(mode="json"),
-        weights_key=f"models/{model_id}/initial.safetensors",
-        parameter_count=sum(p.numel() for p in module.parameters()),
+        weights_key=_weights_key(model_id),
+        parameter_count=_parameter_count(architecture),
     )
     record.save()
+    return _created(record, record.weights_key)
+
+
+def create_import(owner: Principal, name: str) -> ModelCreated:
+    """Register a model to be imported from an ONNX file; PUT the file to ``upload_url``, then commit."""
+    model_id = uuid.uuid4().hex
+    record = ModelRecord(
+        model_id,
+        owner_id=owner.user_id,
+        name=name,
+        weights_key=_weights_key(model_id),
+        upload_format=ModelFormat.ONNX,
+        source_key=f"models/{model_id}/source.onnx",
+    )
+    record.save()
+    return _created(record, record.source_key)
+
+
+def _weights_key(model_id: str) -> str:
+    return f"models/{model_id}/initial.safetensors"
+
+
+def _created(record: ModelRecord, upload_key: str) -> ModelCreated:
     return ModelCreated(
         model=ModelView.of(record),
-        upload_url=storage.presigned_put(Bucket.MODELS, record.weights_key),
+        upload_url=storage.presigned_put(Bucket.MODELS, upload_key),
         expires_in=get_settings().presigned_url_ttl_seconds,
     )
 
@@ -67,15 +106,40 @@ def owned(owner: Principal, model_id: str) -> ModelRecord:
 
 
 def commit_upload(owner: Principal, model_id: str) -> ModelView:
-    """Check the uploaded weights against the architecture; only then is the model ready."""
+    """Check the uploaded file (converting an ONNX one first); only then is the model ready."""
     record = owned(owner, model_id)
     if record.status == ModelStatus.READY:
-        raise Conflict("the weights were committed already; create a new model to change them")
-    signature = TensorSignature.of(parse_architecture(record.architecture).build())
-    data = storage.get_bytes(Bucket.MODELS, record.weights_key, max_bytes=get_settings().max_model_bytes)
-    decode(data, signature, what="the uploaded weights")
-    record.update(actions=[ModelRecord.status.set(ModelStatus.READY)])
+        raise Conflict("the model was committed already; create a new model to change it")
+    limit = get_settings().max_model_bytes
+    if record.upload_format == ModelFormat.ONNX:
+        _commit_onnx(record, storage.get_bytes(Bucket.MODELS, record.source_key, max_bytes=limit))
+    else:
+        signature = TensorSignature.of(parse_architecture(record.architecture).build())
+        decode(storage.get_bytes(Bucket.MODELS, record.weights_key, max_bytes=limit), signature)
+        record.update(actions=[ModelRecord.status.set(ModelStatus.READY)])
     return ModelView.of(record)
+
+
+def _commit_onnx(record: ModelRecord, source: bytes) -> None:
+    """Convert in the sandbox, then validate its output exactly as an upload: spec, then weights."""
+    converted = onnx_sandbox.convert_onnx(source, get_settings())
+    architecture = parse_architecture(converted.architecture)
+    decode(converted.weights, TensorSignature.of(architecture.build()), what="the converted weights")
+    storage.put_bytes(Bucket.MODELS, record.weights_key, converted.weights)
+    try:
+        record.update(
+            actions=[
+                ModelRecord.architecture.set(architecture.model_dump(mode="json")),
+                ModelRecord.parameter_count.set(_parameter_count(architecture)),
+                ModelRecord.import_notes.set(converted.notes),
+                ModelRecord.status.set(ModelStatus.READY),
+            ],
+            condition=ModelRecord.status == ModelStatus.AWAITING_UPLOAD,
+        )
+    except UpdateError as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            raise Conflict("the model was committed already, by a commit that ran at the same time") from None
+        raise
 
 
 def list_owned(owner: Principal) -> list[ModelView]:

@@ -31,10 +31,19 @@ log = logging.getLogger(__name__)
 _RELEASE_INTERVAL_SECONDS = 10.0
 
 
+ModelName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
 class ModelRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    name: ModelName
     architecture: ArchitectureSpec
+
+
+class ModelImportRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: ModelName
+    format: Literal["onnx"]
 
 
 def create_app(launcher: Launcher | None = None) -> FastAPI:
@@ -100,9 +109,20 @@ def _people_routes(verifier: CognitoVerifier, launcher: Launcher) -> APIRouter:
         """Register a model; then PUT its safetensors weights to `upload_url` and commit."""
         return models.create(caller, body.name, body.architecture)
 
+    @people.post("/models/imports", status_code=201, tags=["models"])
+    def import_model(body: ModelImportRequest, caller: Scientist) -> models.ModelCreated:
+        """Register a model to import from ONNX; then PUT the .onnx file to `upload_url` and commit."""
+        return models.create_import(caller, body.name)
+
     @people.post("/models/{model_id}/commit", tags=["models"])
     def commit_model(model_id: str, caller: Scientist) -> models.ModelView:
-        """Validate the uploaded weights against the architecture and mark the model ready."""
+        """Validate the upload and mark the model ready.
+
+        Weights are checked against the architecture. An ONNX file is first converted, in a
+        process limited in memory and time, into an architecture and weights, which are then
+        checked the same way; 422 says what in the file cannot be imported, 503 that other
+        imports hold the capacity for now.
+        """
         return models.commit_upload(caller, model_id)
 
     @people.get("/models", tags=["models"])

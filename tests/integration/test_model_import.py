@@ -1,0 +1,110 @@
+"""ONNX import through the orchestrator: upload, conversion in the sandbox at commit, then use."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from cohort.catalogue import Group
+from cohort.sdk.client import CohortError
+from tests.unit.onnx_models import GraphBuilder, cnn
+
+from .scenario import Setting
+
+pytestmark = pytest.mark.usefixtures("platform")
+
+QUICK = {"attacks": ["fgsm", "pgd_linf"], "epsilons_linf": [0.0, 0.1], "samples": 40, "steps": 3}
+
+
+def _refusal(call) -> CohortError:
+    with pytest.raises(CohortError) as refused:
+        call()
+    return refused.value
+
+
+def _unsupported_file() -> bytes:
+    graph = GraphBuilder(["batch", 1, 8, 8])
+    graph.add("Flatten")
+    graph.add("LeakyRelu", alpha=0.1)
+    graph.add("Gemm", graph.weight("w", (10, 64)), transB=1)
+    return graph.bytes(["batch", 10])
+
+
+def test_an_imported_onnx_model_is_ready_in_the_platform_format_and_can_be_evaluated(people) -> None:
+    # Given a scientist with an ONNX CNN for 8x8 digits
+    scientist = people.client(Group.SCIENTISTS)
+
+    # When they import it
+    model = scientist.import_onnx_model("onnx-cnn", cnn())
+
+    # Then it is ready, with the architecture the graph describes and what the conversion changed
+    assert model["status"] == "ready"
+    assert model["upload_format"] == "onnx"
+    assert [layer["type"] for layer in model["architecture"]["layers"]] == [
+        "Conv2d",
+        "BatchNorm2d",
+        "ReLU",
+        "MaxPool2d",
+        "Flatten",
+        "Linear",
+    ]
+    assert model["architecture"]["input_shape"] == [1, 8, 8]
+    assert model["parameter_count"] == 40 + 8 + 650
+    assert scientist.model(model["model_id"]) == model
+
+    # and the evaluator attacks it like any other model
+    evaluation = scientist.submit_evaluation(model["model_id"], QUICK)
+    done = scientist.wait_for_evaluation(evaluation["evaluation_id"], timeout=120, progress=False)
+    assert done["status"] == "completed", done["status_reason"]
+
+
+def test_an_unsupported_file_is_refused_with_the_reason_and_changes_nothing(people) -> None:
+    # Given an import whose upload uses an operator Cohort cannot import
+    scientist = people.client(Group.SCIENTISTS)
+    created = scientist._request("POST", "/v1/models/imports", json={"name": "leaky", "format": "onnx"})
+    model_id = created["model"]["model_id"]
+    httpx.put(created["upload_url"], content=_unsupported_file()).raise_for_status()
+
+    # When it is committed
+    refused = _refusal(lambda: scientist._request("POST", f"/v1/models/{model_id}/commit"))
+
+    # Then the refusal names the operator, and the model still awaits a file it can import
+    assert refused.status == 422
+    assert "LeakyRelu" in refused.detail
+    still = scientist.model(model_id)
+    assert (still["status"], still["architecture"]) == ("awaiting_upload", None)
+
+    # When a supported file replaces it, the same import commits
+    httpx.put(created["upload_url"], content=cnn()).raise_for_status()
+    assert scientist._request("POST", f"/v1/models/{model_id}/commit")["status"] == "ready"
+    # and a second commit is refused
+    assert _refusal(lambda: scientist._request("POST", f"/v1/models/{model_id}/commit")).status == 409
+
+
+def test_a_commit_before_any_upload_says_nothing_was_uploaded(people) -> None:
+    scientist = people.client(Group.SCIENTISTS)
+    created = scientist._request("POST", "/v1/models/imports", json={"name": "empty", "format": "onnx"})
+
+    refused = _refusal(
+        lambda: scientist._request("POST", f"/v1/models/{created['model']['model_id']}/commit")
+    )
+
+    assert refused.status == 404
+    assert "nothing has been uploaded" in refused.detail
+
+
+def test_imports_are_for_their_owner_and_for_scientists_only(setting: Setting, people) -> None:
+    created = setting.scientist._request(
+        "POST", "/v1/models/imports", json={"name": "mine", "format": "onnx"}
+    )
+    httpx.put(created["upload_url"], content=cnn()).raise_for_status()
+    other = people.client(Group.SCIENTISTS)
+    developer = people.client(Group.APP_DEVELOPERS)
+
+    refusals = [
+        _refusal(lambda: other._request("POST", f"/v1/models/{created['model']['model_id']}/commit")),
+        _refusal(lambda: developer.import_onnx_model("theirs", cnn())),
+        _refusal(lambda: other._request("POST", "/v1/models/imports", json={"name": "x", "format": "keras"})),
+    ]
+
+    assert [refusal.status for refusal in refusals] == [404, 403, 422]

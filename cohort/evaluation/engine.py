@@ -202,7 +202,7 @@ class _Evaluation:
         if not columns:
             return _Outcome(robust, confidence)
         epsilons = torch.tensor([grid[j] for j in columns], device=self.device)
-        column_index = torch.tensor(columns)
+        column_index = torch.tensor(columns, device="cpu")  # indexes the CPU-side tallies
         headline = self._headline_column(attack, grid, columns)
         for chunk in self.targets.split(max(1, self.spec.batch_size // len(columns))):
             x, y = self.inputs[chunk].to(self.device), self.labels[chunk].to(self.device)
@@ -259,7 +259,9 @@ class _Evaluation:
         """
         if not self._searching() or worst_linf is None:
             return None
-        grid = torch.tensor(self.spec.epsilons_linf, dtype=torch.float64)
+        grid = torch.tensor(
+            self.spec.epsilons_linf, dtype=torch.float64, device="cpu"
+        )  # the bracket is CPU-side
         broken = ~worst_linf[self.targets]
         found = broken.any(dim=1)
         first = broken.to(torch.int8).argmax(dim=1)

@@ -259,9 +259,8 @@ class _Evaluation:
         """
         if not self._searching() or worst_linf is None:
             return None
-        grid = torch.tensor(
-            self.spec.epsilons_linf, dtype=torch.float64, device="cpu"
-        )  # the bracket is CPU-side
+        # The bracket is kept on the CPU; only the attacks run on the evaluation's device.
+        grid = torch.tensor(self.spec.epsilons_linf, dtype=torch.float64, device="cpu")
         broken = ~worst_linf[self.targets]
         found = broken.any(dim=1)
         first = broken.to(torch.int8).argmax(dim=1)

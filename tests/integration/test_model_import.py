@@ -7,7 +7,7 @@ import pytest
 
 from cohort.catalogue import Group
 from cohort.sdk.client import CohortError
-from tests.unit.onnx_models import GraphBuilder, cnn
+from tests.unit.onnx_models import CNN_LAYERS, GraphBuilder, cnn
 
 from .scenario import Setting
 
@@ -40,14 +40,7 @@ def test_an_imported_onnx_model_is_ready_in_the_platform_format_and_can_be_evalu
     # Then it is ready, with the architecture the graph describes and what the conversion changed
     assert model["status"] == "ready"
     assert model["upload_format"] == "onnx"
-    assert [layer["type"] for layer in model["architecture"]["layers"]] == [
-        "Conv2d",
-        "BatchNorm2d",
-        "ReLU",
-        "MaxPool2d",
-        "Flatten",
-        "Linear",
-    ]
+    assert [layer["type"] for layer in model["architecture"]["layers"]] == CNN_LAYERS
     assert model["architecture"]["input_shape"] == [1, 8, 8]
     assert model["parameter_count"] == 40 + 8 + 650
     assert scientist.model(model["model_id"]) == model

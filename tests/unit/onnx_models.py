@@ -61,6 +61,9 @@ def mlp_with_softmax() -> bytes:
     return graph.bytes(["batch", 10])
 
 
+CNN_LAYERS = ["Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d", "Flatten", "Linear"]  # what cnn() imports as
+
+
 def cnn() -> bytes:
     """Conv (padded), BatchNorm (Keras' epsilon), ReLU, MaxPool, Flatten, MatMul + Add."""
     graph = GraphBuilder(["batch", 1, 8, 8], seed=1)

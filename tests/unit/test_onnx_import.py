@@ -13,7 +13,7 @@ from cohort.domain.errors import InvalidInput
 from cohort.domain.onnx_import import convert
 from cohort.domain.weights import load_into
 
-from .onnx_models import GraphBuilder, cnn, mlp_with_softmax, reshaping_mlp
+from .onnx_models import CNN_LAYERS, GraphBuilder, cnn, mlp_with_softmax, reshaping_mlp
 
 
 def _reference(data: bytes, inputs: np.ndarray) -> np.ndarray:
@@ -29,55 +29,46 @@ def _imported(data: bytes) -> tuple[torch.nn.Module, list[str]]:
     return module.eval(), converted.notes
 
 
-def _inputs(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).random(shape, dtype=np.float32)
+def _outputs(module: torch.nn.Module, data: bytes, shape: tuple[int, ...], seed: int) -> tuple:
+    """The imported module's outputs and ONNX Runtime's, on the same random inputs."""
+    inputs = np.random.default_rng(seed).random(shape, dtype=np.float32)
+    with torch.no_grad():
+        ours = module(torch.from_numpy(inputs))
+    return ours, _reference(data, inputs)
 
 
 def test_an_mlp_keeps_its_predictions_and_loses_only_its_softmax() -> None:
     # Given an exported MLP that ends in Softmax
     data = mlp_with_softmax()
-    inputs = _inputs((16, 1, 8, 8))
 
     # When it is imported
     module, notes = _imported(data)
 
     # Then the logits, softmaxed, are ONNX Runtime's probabilities, and the note says why they are logits
-    with torch.no_grad():
-        logits = module(torch.from_numpy(inputs))
-    np.testing.assert_allclose(logits.softmax(dim=1).numpy(), _reference(data, inputs), atol=1e-6)
+    logits, reference = _outputs(module, data, (16, 1, 8, 8), seed=0)
+    np.testing.assert_allclose(logits.softmax(dim=1).numpy(), reference, atol=1e-6)
     assert any("Softmax was dropped" in note for note in notes)
 
 
 def test_a_cnn_with_batch_norm_and_a_matmul_bias_computes_the_same_logits() -> None:
     data = cnn()
-    inputs = _inputs((8, 1, 8, 8), seed=1)
 
     module, notes = _imported(data)
 
-    with torch.no_grad():
-        ours = module(torch.from_numpy(inputs)).numpy()
-    np.testing.assert_allclose(ours, _reference(data, inputs), rtol=1e-5, atol=1e-5)
-    assert [type(layer).__name__ for layer in module] == [
-        "Conv2d",
-        "BatchNorm2d",
-        "ReLU",
-        "MaxPool2d",
-        "Flatten",
-        "Linear",
-    ]
+    ours, reference = _outputs(module, data, (8, 1, 8, 8), seed=1)
+    np.testing.assert_allclose(ours.numpy(), reference, rtol=1e-5, atol=1e-5)
+    assert [type(layer).__name__ for layer in module] == CNN_LAYERS
     assert module[1].eps == pytest.approx(1e-3)
     assert notes == []
 
 
 def test_reshape_dropout_and_scaled_gemm_in_float64_are_translated() -> None:
     data = reshaping_mlp()
-    inputs = _inputs((1, 1, 8, 8), seed=2)
 
     module, notes = _imported(data)
 
-    with torch.no_grad():
-        ours = module(torch.from_numpy(inputs)).numpy()
-    np.testing.assert_allclose(ours, _reference(data, inputs), rtol=1e-5, atol=1e-6)
+    ours, reference = _outputs(module, data, (1, 1, 8, 8), seed=2)
+    np.testing.assert_allclose(ours.numpy(), reference, rtol=1e-5, atol=1e-6)
     assert "float64 weights were converted to float32" in notes
     assert module[2].p == pytest.approx(0.25)
 

@@ -2,15 +2,16 @@
 
 An ONNX file is a protobuf: reading it runs no code, but a crafted one can still
 ask a parser for unbounded memory or time, so this runs only inside the limited
-child process of :mod:`cohort.services.model_import`. It uses onnx and numpy,
+child process of :mod:`cohort.services.onnx_sandbox`. It uses onnx and numpy,
 never torch, and produces plain data: layer documents for an
 :class:`~cohort.domain.architecture.ArchitectureSpec` and float32 arrays named as
 that spec's ``nn.Sequential`` names them. The parent validates both as it
 validates any upload.
 
 Only a single chain of allow-listed layers is accepted: each node reads the
-previous node's output plus constants. Anything else is refused with the node's
-name and op, and what to change.
+previous node's output plus constants, and shape arithmetic on the way (see
+:mod:`cohort.domain.onnx_shapes`) is evaluated, not imported. Anything else is
+refused with the node's name and op, and what to change.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from onnx import numpy_helper, shape_inference
 from onnx.external_data_helper import uses_external_data
 
 from cohort.domain.errors import InvalidInput
+from cohort.domain.onnx_shapes import SHAPE_OPS, ShapeArithmetic, reshaped
 
 SUPPORTED_OPS = (
     "Conv",
@@ -46,13 +48,13 @@ SUPPORTED_OPS = (
     "Softmax",
     "LogSoftmax",
     "Constant",
-    "Cast",
+    *sorted(SHAPE_OPS),  # over shapes only, as exporters write x.view(x.size(0), -1)
 )
 _ACTIVATIONS = {"Relu": "ReLU", "Tanh": "Tanh", "Sigmoid": "Sigmoid", "Gelu": "GELU"}
 _FINAL_NORMALISERS = ("Softmax", "LogSoftmax")
 _FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16)
 
-Shape = list[int | None]  # None: a dimension of unknown size, the batch axis
+Dims = list[int | None]  # None: a dimension of unknown size, such as the batch axis
 
 
 @dataclass
@@ -104,7 +106,7 @@ def _attributes(node: onnx.NodeProto) -> dict[str, object]:
     return {attribute.name: onnx.helper.get_attribute_value(attribute) for attribute in node.attribute}
 
 
-def _shape_of(value: onnx.ValueInfoProto) -> Shape:
+def _shape_of(value: onnx.ValueInfoProto) -> Dims:
     dims = value.type.tensor_type.shape.dim
     return [dim.dim_value if dim.HasField("dim_value") else None for dim in dims]
 
@@ -118,7 +120,7 @@ class _Translation:
         self._constants: dict[str, np.ndarray] = {
             tensor.name: self._array(tensor) for tensor in self._graph.initializer
         }
-        self._shapes: dict[str, Shape] = {
+        self._shapes: dict[str, Dims] = {
             value.name: _shape_of(value)
             for value in (*self._graph.input, *self._graph.value_info, *self._graph.output)
         }
@@ -141,10 +143,13 @@ class _Translation:
 
     # -- the walk -----------------------------------------------------------------
     def run(self) -> Converted:
-        current, input_shape = self._input()
+        current, batch, input_shape = self._input()
+        # Shape arithmetic is checked at two batch sizes, or at the only one a fixed batch axis allows.
+        self._shape_arithmetic = ShapeArithmetic((batch,) if batch else (2, 3))
         nodes = list(self._graph.node)
         last_layer = max(
-            (i for i, n in enumerate(nodes) if n.op_type not in ("Constant", "Cast")), default=-1
+            (i for i, n in enumerate(nodes) if n.op_type != "Constant" and n.op_type not in SHAPE_OPS),
+            default=-1,
         )
         for position, node in enumerate(nodes):
             if node.op_type == "Constant":
@@ -153,14 +158,20 @@ class _Translation:
             if node.op_type == "Cast" and all(name in self._constants for name in node.input):
                 self._constants[node.output[0]] = self._cast(node)  # as fp16 and fp64 weights are stored
                 continue
-            data_inputs = [name for name in node.input if name and name not in self._constants]
+            if self._shape_arithmetic.takes(node, current, self._constants):
+                self._shape_arithmetic.evaluate(node, self._features(current), self._constants)
+                continue
+            data_inputs = [
+                name
+                for name in node.input
+                if name and name not in self._constants and name not in self._shape_arithmetic
+            ]
             if data_inputs != [current]:
                 raise InvalidInput(
                     f"node '{node.name or position}' ({node.op_type}) reads "
                     f"{data_inputs or 'only constants'}, "
                     f"not the previous layer's output '{current}': only a single chain of layers "
-                    "can be imported (no branches, skip connections or shape arithmetic; "
-                    "use nn.Flatten rather than x.view(x.size(0), -1))"
+                    "can be imported (no branches or skip connections)"
                 )
             self._current = current
             self._translate(node, last=position == last_layer)
@@ -176,7 +187,8 @@ class _Translation:
             self._notes.append(f"{dtype} weights were converted to float32")
         return Converted(input_shape, int(output_shape[1]), self._layers, self._weights, self._notes)
 
-    def _input(self) -> tuple[str, list[int]]:
+    def _input(self) -> tuple[str, int | None, list[int]]:
+        """The input's name, its batch size if fixed, and its other dimensions."""
         inputs = [value for value in self._graph.input if value.name not in self._constants]
         outputs = list(self._graph.output)
         if len(inputs) != 1 or len(outputs) != 1:
@@ -194,7 +206,7 @@ class _Translation:
             raise InvalidInput(
                 f"the input '{value.name}' has shape {shape}: every dimension but the batch must be fixed"
             )
-        return value.name, [int(size) for size in features]
+        return value.name, shape[0], [int(size) for size in features]
 
     def _translate(self, node: onnx.NodeProto, *, last: bool) -> None:
         attrs = _attributes(node)
@@ -244,9 +256,11 @@ class _Translation:
         return self._constants[node.input[0]].astype(onnx.helper.tensor_dtype_to_np_dtype(target))
 
     def _constant(self, node: onnx.NodeProto, position: int, what: str) -> np.ndarray | None:
-        """The node's constant input at ``position``, None if absent; float inputs must be float."""
+        """The node's constant input at ``position``, None if absent."""
         if len(node.input) <= position or not node.input[position]:
             return None
+        if node.input[position] not in self._constants:
+            raise InvalidInput(f"node '{node.name}' ({node.op_type}): its {what} must be a constant")
         value = self._constants[node.input[position]]  # float: shape inference checked the types
         if not np.isfinite(value).all():
             raise InvalidInput(f"node '{node.name}': the {what} holds NaN or infinite values")
@@ -258,8 +272,17 @@ class _Translation:
             raise InvalidInput(f"node '{node.name}' ({node.op_type}) has no {what}")
         return value
 
-    def _input_shape(self) -> Shape:
+    def _input_shape(self) -> Dims:
         return self._shapes.get(self._current, [])
+
+    def _features(self, name: str) -> list[int]:
+        """A tensor's dimensions past the batch axis, which must be known."""
+        features = self._shapes.get(name, [None])[1:]
+        if any(size is None for size in features):
+            raise InvalidInput(
+                f"the shape of '{name}' cannot be inferred; export the model with a fixed input shape"
+            )
+        return [int(size) for size in features]
 
     # -- layers ------------------------------------------------------------------
     def _conv(self, node: onnx.NodeProto, attrs: dict) -> None:
@@ -367,17 +390,23 @@ class _Translation:
         self._require(node, attrs.get("axis", 1) == 1, "only Flatten(axis=1) keeps the batch axis apart")
         self._emit({"type": "Flatten"})
 
-    def _reshape(self, node: onnx.NodeProto, _: dict) -> None:
-        """A reshape that keeps the batch axis and flattens the rest is a Flatten."""
-        before, after = self._input_shape(), self._shapes.get(node.output[0], [])
-        features = math.prod(size or 0 for size in before[1:])
-        if len(after) == 2 and features and after[1] == features and len(before) >= 2:
-            self._emit({"type": "Flatten"})
-            return
-        raise InvalidInput(
-            f"node '{node.name}' (Reshape) turns {before} into {after}; only flattening to "
-            "[batch, features] is supported"
-        )
+    def _reshape(self, node: onnx.NodeProto, attrs: dict) -> None:
+        """A reshape that keeps the batch axis and flattens the rest, at every batch size, is a Flatten."""
+        features = self._features(self._current)
+        target_name = node.input[1]
+        for batch in self._shape_arithmetic.batch_sizes:
+            target = (
+                self._shape_arithmetic.at(target_name, batch)
+                if target_name in self._shape_arithmetic
+                else self._required(node, 1, "target shape")
+            )
+            result = reshaped(target, [batch, *features], allow_zero=bool(attrs.get("allowzero", 0)))
+            if result != [batch, math.prod(features)]:
+                raise InvalidInput(
+                    f"node '{node.name}' (Reshape) turns [{batch}, {', '.join(map(str, features))}] into "
+                    f"{result}; only flattening to [batch, features] is supported"
+                )
+        self._emit({"type": "Flatten"})
 
     def _dropout(self, node: onnx.NodeProto, attrs: dict) -> None:
         ratio = self._constant(node, 1, "ratio")

@@ -103,6 +103,46 @@ def test_a_model_exported_by_torch_imports_to_the_same_logits() -> None:
         torch.testing.assert_close(module(example), original(example), rtol=1e-5, atol=1e-5)
 
 
+class _ViewFlatten(torch.nn.Module):
+    """A CNN that flattens with ``x.view(x.size(0), *tail)``, as many hand-written models do."""
+
+    def __init__(self, tail: tuple[int, ...] = (-1,)) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 4, 3, padding=1)
+        self.fc = torch.nn.Linear(256, 10)
+        self.tail = tail
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.conv(x))
+        return self.fc(x.view(x.size(0), *self.tail))
+
+
+def test_a_flatten_written_as_shape_arithmetic_imports_as_a_flatten() -> None:
+    # Given a model exported with a dynamic batch that flattens through Shape, Gather, Unsqueeze, Concat
+    torch.manual_seed(0)
+    original = _ViewFlatten().eval()
+    example = torch.rand(3, 1, 8, 8)
+
+    # When it is imported
+    module, _ = _imported(_torch_export(original, example))
+
+    # Then the shape arithmetic became one Flatten, and the logits are the original's
+    assert [type(layer).__name__ for layer in module] == ["Conv2d", "ReLU", "Flatten", "Linear"]
+    with torch.no_grad():
+        torch.testing.assert_close(module(example), original(example), rtol=1e-5, atol=1e-5)
+
+
+def test_a_reshape_that_does_not_flatten_is_refused() -> None:
+    # Given shape arithmetic that keeps the batch axis but splits the features in two
+    original = _ViewFlatten(tail=(16, -1))
+    original.fc = torch.nn.Linear(16, 10)
+    original.eval()
+
+    message = _refused(_torch_export(original, torch.rand(2, 1, 8, 8)))
+
+    assert "(Reshape) turns [2, 4, 8, 8] into [2, 16, 16]" in message
+
+
 def _torch_export(module: torch.nn.Module, example: torch.Tensor) -> bytes:
     buffer = io.BytesIO()
     with warnings.catch_warnings():

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 from google.protobuf.message import DecodeError
-from onnx import numpy_helper, shape_inference
+from onnx import helper, numpy_helper, shape_inference
 from onnx.external_data_helper import uses_external_data
 
 from cohort.domain.errors import InvalidInput
@@ -53,6 +53,7 @@ SUPPORTED_OPS = (
 _ACTIVATIONS = {"Relu": "ReLU", "Tanh": "Tanh", "Sigmoid": "Sigmoid", "Gelu": "GELU"}
 _FINAL_NORMALISERS = ("Softmax", "LogSoftmax")
 _FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16)
+_SMALL_CONSTANT = 4096  # elements: shape vectors and scalars, whose values inference may need
 
 Dims = list[int | None]  # None: a dimension of unknown size, such as the batch axis
 
@@ -73,9 +74,16 @@ class Converted:
 
 
 def convert(data: bytes) -> Converted:
-    """Translate a serialized ONNX model, raising InvalidInput with the first problem found."""
+    """Translate a serialized ONNX model, raising InvalidInput with the first problem found.
+
+    The weights are held once at a time: as the file, then as the parsed model, then as arrays.
+    """
     model = _parse(data)
-    return _Translation(model).run()
+    del data
+    constants = {tensor.name: numpy_helper.to_array(tensor) for tensor in model.graph.initializer}
+    skeleton = _skeleton(model)
+    del model
+    return _Translation(skeleton, constants, _inferred_shapes(skeleton)).run()
 
 
 def _parse(data: bytes) -> onnx.ModelProto:
@@ -95,15 +103,43 @@ def _parse(data: bytes) -> onnx.ModelProto:
                 f"initializer '{tensor.name}' keeps its data in an external file; "
                 "save the model with all tensors inside it (onnx.save(..., save_as_external_data=False))"
             )
+    return model
+
+
+def _skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model without its weights: each large initializer becomes a typed input.
+
+    Small initializers (shape vectors, scalars) stay, since shape inference may need their values.
+    """
+    graph = model.graph
+    declared = {value.name for value in graph.input}
+    small, weights = [], []
+    for tensor in graph.initializer:
+        if math.prod(tensor.dims) <= _SMALL_CONSTANT:
+            small.append(tensor)
+        elif tensor.name not in declared:
+            weights.append(helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims)))
+    return helper.make_model(
+        helper.make_graph(graph.node, graph.name, [*graph.input, *weights], graph.output, small),
+        opset_imports=model.opset_import,
+        ir_version=model.ir_version,
+    )
+
+
+def _inferred_shapes(model: onnx.ModelProto) -> dict[str, Dims]:
+    """Every value's shape, by ONNX shape inference in strict mode."""
     try:
-        return shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+        inferred = shape_inference.infer_shapes(model, check_type=True, strict_mode=True).graph
     except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, RuntimeError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InvalidInput(f"the ONNX graph is inconsistent: {first_line}") from None
+    return {
+        value.name: _shape_of(value) for value in (*inferred.input, *inferred.value_info, *inferred.output)
+    }
 
 
 def _attributes(node: onnx.NodeProto) -> dict[str, object]:
-    return {attribute.name: onnx.helper.get_attribute_value(attribute) for attribute in node.attribute}
+    return {attribute.name: helper.get_attribute_value(attribute) for attribute in node.attribute}
 
 
 def _shape_of(value: onnx.ValueInfoProto) -> Dims:
@@ -114,16 +150,15 @@ def _shape_of(value: onnx.ValueInfoProto) -> Dims:
 class _Translation:
     """One walk down the chain of nodes, emitting one spec layer per weighted or activation node."""
 
-    def __init__(self, model: onnx.ModelProto) -> None:
-        self._graph = model.graph
-        self._converted_dtypes: set[str] = set()
-        self._constants: dict[str, np.ndarray] = {
-            tensor.name: self._array(tensor) for tensor in self._graph.initializer
+    def __init__(
+        self, skeleton: onnx.ModelProto, constants: dict[str, np.ndarray], shapes: dict[str, Dims]
+    ) -> None:
+        self._graph = skeleton.graph
+        self._constants = constants
+        self._converted_dtypes = {
+            array.dtype.name for array in constants.values() if array.dtype in (np.float64, np.float16)
         }
-        self._shapes: dict[str, Dims] = {
-            value.name: _shape_of(value)
-            for value in (*self._graph.input, *self._graph.value_info, *self._graph.output)
-        }
+        self._shapes = shapes
         self._handlers: dict[str, Callable[[onnx.NodeProto, dict], None]] = {
             "Conv": self._conv,
             "Gemm": self._gemm,
@@ -235,25 +270,23 @@ class _Translation:
         index = len(self._layers)
         self._layers.append(layer)
         for name, array in weights.items():
-            self._weights[f"{index}.{name}"] = np.array(array, dtype=np.float32, order="C")  # a writable copy
+            self._weights[f"{index}.{name}"] = np.ascontiguousarray(array, dtype=np.float32)
 
     # -- values ------------------------------------------------------------------
-    def _array(self, tensor: onnx.TensorProto) -> np.ndarray:
-        if tensor.data_type in _FLOAT_TYPES and tensor.data_type != onnx.TensorProto.FLOAT:
-            self._converted_dtypes.add(onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).name)
-        return numpy_helper.to_array(tensor)
-
     def _constant_node(self, node: onnx.NodeProto) -> np.ndarray:
         attrs = node.attribute
         if len(attrs) != 1 or attrs[0].name != "value":
             raise InvalidInput(f"Constant node '{node.name}' must hold a tensor 'value'")
-        return self._array(attrs[0].t)
+        value = numpy_helper.to_array(attrs[0].t)
+        if value.dtype in (np.float64, np.float16):
+            self._converted_dtypes.add(value.dtype.name)
+        return value
 
     def _cast(self, node: onnx.NodeProto) -> np.ndarray:
         target = _attributes(node).get("to")
         if target not in _FLOAT_TYPES:
             raise InvalidInput(f"Cast node '{node.name}' casts a constant to a non-float type")
-        return self._constants[node.input[0]].astype(onnx.helper.tensor_dtype_to_np_dtype(target))
+        return self._constants[node.input[0]].astype(helper.tensor_dtype_to_np_dtype(target))
 
     def _constant(self, node: onnx.NodeProto, position: int, what: str) -> np.ndarray | None:
         """The node's constant input at ``position``, None if absent."""
@@ -317,10 +350,11 @@ class _Translation:
         weight = self._required(node, 1, "weight")
         self._require(node, weight.ndim == 2, "the weight must be a matrix")
         weight = weight if attrs.get("transB", 0) else weight.T  # torch keeps [out, in]
-        weight = weight * float(attrs.get("alpha", 1.0))
+        alpha, beta = float(attrs.get("alpha", 1.0)), float(attrs.get("beta", 1.0))
+        weight = weight if alpha == 1.0 else weight * alpha  # no copy of the weights unless scaled
         bias = self._constant(node, 2, "bias")
         if bias is not None:
-            bias = np.broadcast_to(bias * float(attrs.get("beta", 1.0)), (weight.shape[0],))
+            bias = np.broadcast_to(bias if beta == 1.0 else bias * beta, (weight.shape[0],))
         self._linear(node, weight, bias)
 
     def _matmul(self, node: onnx.NodeProto, _: dict) -> None:
@@ -357,7 +391,7 @@ class _Translation:
             raise InvalidInput(f"node '{node.name}' (Add) adds {bias.size} values to {width} outputs")
         index = len(self._layers) - 1
         previous["bias"] = True
-        self._weights[f"{index}.bias"] = np.array(bias.reshape(width), dtype=np.float32, order="C")
+        self._weights[f"{index}.bias"] = np.ascontiguousarray(bias.reshape(width), dtype=np.float32)
 
     def _pool(self, node: onnx.NodeProto, attrs: dict) -> None:
         kernel = self._uniform(node, attrs.get("kernel_shape", []), "kernel_shape")

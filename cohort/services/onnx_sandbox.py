@@ -1,6 +1,6 @@
 """ONNX import in a child process with hard limits on memory, CPU time, wall time and files.
 
-The parent hands the file over on stdin and reads back, on stdout, a manifest
+The parent hands the file over as stdin and reads back, on stdout, a manifest
 (the architecture document and the conversion notes) followed by the weights in
 safetensors. The child holds no credentials (its environment is emptied), may
 not create or grow a file, and is killed at its wall-time limit; whatever it
@@ -18,15 +18,18 @@ import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 from dataclasses import dataclass
+from typing import IO
 
 from cohort.domain.errors import Busy, InvalidInput
 from cohort.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_FRAME = struct.Struct("<Q")  # the manifest's length, before the manifest and the weights
+_FRAME = struct.Struct("<QQ")  # the lengths of the manifest and of the weights, which follow
+_MAX_MESSAGE = 4096  # of an error, so the child's stderr never fills its pipe
 _EXIT_INVALID, _EXIT_OUT_OF_MEMORY, _EXIT_FAILED = 2, 3, 4
 
 
@@ -81,7 +84,8 @@ def convert_onnx(data: bytes, settings: Settings) -> ConvertedFile:
         slots.release()
 
 
-def run_child(data: bytes, limits: SandboxLimits) -> ConvertedFile:
+def start_child(source: IO[bytes], limits: SandboxLimits) -> subprocess.Popen[bytes]:
+    """The limited child, converting the file it reads from ``source``; the output is on its stdout."""
     command = [
         sys.executable,
         "-P",  # nothing from the working directory on sys.path
@@ -93,24 +97,40 @@ def run_child(data: bytes, limits: SandboxLimits) -> ConvertedFile:
     environment = {"PATH": os.environ.get("PATH", ""), "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     if "PYTHONPATH" in os.environ:
         environment["PYTHONPATH"] = os.environ["PYTHONPATH"]
-    try:
-        child = subprocess.run(
-            command,
-            input=data,
-            capture_output=True,
-            timeout=limits.wall_seconds,
-            env=environment,
-            cwd="/",
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
+    return subprocess.Popen(
+        command, stdin=source, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment, cwd="/"
+    )
+
+
+def run_child(data: bytes, limits: SandboxLimits) -> ConvertedFile:
+    """Convert ``data`` in the limited child and read back what it made of it."""
+    # The file goes in as a file: the child reads it in one call into one buffer, and the output
+    # comes back length-prefixed, so each part is read straight into a buffer of its own size.
+    with tempfile.TemporaryFile() as source:
+        source.write(data)
+        source.seek(0)
+        child = start_child(source, limits)
+    timed_out = threading.Event()
+
+    def stop() -> None:
+        timed_out.set()
+        child.kill()
+
+    deadline = threading.Timer(limits.wall_seconds, stop)
+    deadline.start()
+    with child:
+        output = _read_output(child.stdout)
+        stderr = child.stderr.read().decode(errors="replace").strip()  # bounded by the child
+        returncode = child.wait()
+    deadline.cancel()
+    if returncode == 0 and output is not None:
+        return output
+    if timed_out.is_set():
         raise InvalidInput(
             f"the ONNX import took longer than {limits.wall_seconds:g} s and was stopped; "
             "import a smaller model"
-        ) from None
-    if child.returncode == 0:
-        return _read_output(child.stdout)
-    raise _failure(child.returncode, child.stderr.decode(errors="replace").strip(), limits)
+        )
+    raise _failure(returncode, stderr, limits)
 
 
 def _failure(returncode: int, stderr: str, limits: SandboxLimits) -> InvalidInput:
@@ -131,10 +151,17 @@ def _failure(returncode: int, stderr: str, limits: SandboxLimits) -> InvalidInpu
     return InvalidInput(f"the ONNX converter failed on this file ({reason or f'exit {returncode}'})")
 
 
-def _read_output(output: bytes) -> ConvertedFile:
-    (length,) = _FRAME.unpack_from(output)
-    manifest = json.loads(output[_FRAME.size : _FRAME.size + length])
-    return ConvertedFile(manifest["architecture"], manifest["notes"], output[_FRAME.size + length :])
+def _read_output(stream: IO[bytes]) -> ConvertedFile | None:
+    """The child's output, or None if it ended without writing all of it."""
+    header = stream.read(_FRAME.size)
+    if len(header) < _FRAME.size:
+        return None
+    manifest_length, weights_length = _FRAME.unpack(header)
+    manifest, weights = stream.read(manifest_length), stream.read(weights_length)
+    if len(manifest) < manifest_length or len(weights) < weights_length:
+        return None
+    document = json.loads(manifest)
+    return ConvertedFile(document["architecture"], document["notes"], weights)
 
 
 # -- the child ----------------------------------------------------------------------------
@@ -160,16 +187,18 @@ def _child_main(memory_bytes: int, cpu_seconds: int) -> int:
     try:
         converted = convert(sys.stdin.buffer.read())
         weights = save(converted.weights)
+        converted.weights.clear()
     except InvalidInput as exc:
-        print(exc.message, file=sys.stderr)
+        print(exc.message[:_MAX_MESSAGE], file=sys.stderr)
         return _EXIT_INVALID
     except MemoryError:
         return _EXIT_OUT_OF_MEMORY
     except Exception as exc:  # a parser bug on a crafted file is still that file's failure
-        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"{type(exc).__name__}: {exc}"[:_MAX_MESSAGE], file=sys.stderr)
         return _EXIT_FAILED
     manifest = json.dumps({"architecture": converted.architecture, "notes": converted.notes}).encode()
-    sys.stdout.buffer.write(_FRAME.pack(len(manifest)) + manifest + weights)
+    for part in (_FRAME.pack(len(manifest), len(weights)), manifest, weights):  # not joined: no copy
+        sys.stdout.buffer.write(part)
     sys.stdout.buffer.flush()
     return 0
 

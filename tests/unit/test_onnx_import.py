@@ -28,7 +28,7 @@ def _imported(data: bytes) -> tuple[torch.nn.Module, list[str]]:
     converted = convert(data)
     architecture = parse_architecture(converted.architecture)
     module = architecture.build()
-    load_into(module, {name: torch.from_numpy(array) for name, array in converted.weights.items()})
+    load_into(module, {name: torch.tensor(array) for name, array in converted.weights.items()})
     return module.eval(), converted.notes
 
 

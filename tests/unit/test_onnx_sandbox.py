@@ -36,7 +36,7 @@ def test_the_child_returns_the_conversion_which_validates_as_an_upload() -> None
     assert result.architecture == direct.architecture
     weights = decode(result.weights, TensorSignature.of(architecture.build()))
     for name, array in direct.weights.items():
-        torch.testing.assert_close(weights[name], torch.from_numpy(array))
+        torch.testing.assert_close(weights[name], torch.tensor(array))
     assert result.notes == direct.notes
 
 

@@ -46,7 +46,7 @@ synth: $(STAMP) $(CDK_CLI) $(WHEELHOUSE)
 test: lint synth
 	$(PY) -m pytest
 
-BENCHMARKS := aggregation dataset_generation handler_imports robustness synth
+BENCHMARKS := aggregation dataset_generation handler_imports onnx_import robustness synth
 
 # Every benchmark runs and writes its figures; the target fails at the end if any missed its target.
 bench: $(STAMP) $(CDK_CLI) $(WHEELHOUSE)

@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     max_update_bytes: int = 256 * 1024 * 1024
     max_evaluation_set_bytes: int = 64 * 1024 * 1024  # an uploaded evaluation set (safetensors)
     # ONNX import (cohort/services/onnx_sandbox.py): each conversion runs in a child with these limits.
+    # It needs about 3x the file in memory (bench/onnx_import.py), so the largest file fits with room.
+    max_onnx_bytes: int = 128 * 1024 * 1024
     onnx_import_memory_bytes: int = 1024 * 1024 * 1024
     onnx_import_cpu_seconds: int = Field(60, ge=1)
     onnx_import_wall_seconds: float = Field(120.0, gt=0)

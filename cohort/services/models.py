@@ -110,12 +110,14 @@ def commit_upload(owner: Principal, model_id: str) -> ModelView:
     record = owned(owner, model_id)
     if record.status == ModelStatus.READY:
         raise Conflict("the model was committed already; create a new model to change it")
-    limit = get_settings().max_model_bytes
+    settings = get_settings()
     if record.upload_format == ModelFormat.ONNX:
-        _commit_onnx(record, storage.get_bytes(Bucket.MODELS, record.source_key, max_bytes=limit))
+        source = storage.get_bytes(Bucket.MODELS, record.source_key, max_bytes=settings.max_onnx_bytes)
+        _commit_onnx(record, source)
     else:
         signature = TensorSignature.of(parse_architecture(record.architecture).build())
-        decode(storage.get_bytes(Bucket.MODELS, record.weights_key, max_bytes=limit), signature)
+        weights = storage.get_bytes(Bucket.MODELS, record.weights_key, max_bytes=settings.max_model_bytes)
+        decode(weights, signature)
         record.update(actions=[ModelRecord.status.set(ModelStatus.READY)])
     return ModelView.of(record)
 

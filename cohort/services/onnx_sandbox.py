@@ -118,11 +118,14 @@ def run_child(data: bytes, limits: SandboxLimits) -> ConvertedFile:
 
     deadline = threading.Timer(limits.wall_seconds, stop)
     deadline.start()
-    with child:
-        output = _read_output(child.stdout)
-        stderr = child.stderr.read().decode(errors="replace").strip()  # bounded by the child
-        returncode = child.wait()
-    deadline.cancel()
+    try:
+        with child:
+            # The child cannot have made more than its memory limit holds.
+            output = _read_output(child.stdout, max_bytes=limits.memory_bytes)
+            stderr = child.stderr.read().decode(errors="replace").strip()  # bounded by the child
+            returncode = child.wait()
+    finally:
+        deadline.cancel()
     if returncode == 0 and output is not None:
         return output
     if timed_out.is_set():
@@ -151,12 +154,14 @@ def _failure(returncode: int, stderr: str, limits: SandboxLimits) -> InvalidInpu
     return InvalidInput(f"the ONNX converter failed on this file ({reason or f'exit {returncode}'})")
 
 
-def _read_output(stream: IO[bytes]) -> ConvertedFile | None:
+def _read_output(stream: IO[bytes], *, max_bytes: int) -> ConvertedFile | None:
     """The child's output, or None if it ended without writing all of it."""
     header = stream.read(_FRAME.size)
     if len(header) < _FRAME.size:
         return None
     manifest_length, weights_length = _FRAME.unpack(header)
+    if manifest_length + weights_length > max_bytes:
+        return None
     manifest, weights = stream.read(manifest_length), stream.read(weights_length)
     if len(manifest) < manifest_length or len(weights) < weights_length:
         return None

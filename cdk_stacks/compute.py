@@ -132,7 +132,8 @@ class ComputeStack(Stack):
             vpc=self.vpc,
             vpc_subnets=self.network.private_subnets,
             instance_type=ec2.InstanceType(self._config.gpu_instance_type),
-            machine_image=ecs.EcsOptimizedImage.amazon_linux2(ecs.AmiHardwareType.GPU),
+            # Amazon Linux 2023's GPU AMI: its NVIDIA 580 driver runs the images' CUDA 13.0 torch.
+            machine_image=ecs.EcsOptimizedImage.amazon_linux2023(ecs.AmiHardwareType.GPU),
             min_capacity=0,  # no GPU is paid for while no evaluation or GPU node is waiting
             max_capacity=self._config.max_gpu_instances,
             security_group=security_group,

@@ -8,8 +8,9 @@ from aws_cdk import aws_ecs as ecs
 
 from cdk_stacks.constructs.lambda_bundling import REPO
 
-# CUDA build of torch for GPU hosts; the same code falls back to the CPU.
-_TORCH_CHANNELS = {"cpu": "cpu", "gpu": "cu126"}
+# The build of torch each kind of host gets (containers/install_torch.sh); the CUDA build
+# falls back to the CPU where no GPU is present.
+_TORCH_BUILDS = {"cpu": "cpu", "gpu": "cuda"}
 
 
 def service_image(service: str, accelerator: Literal["cpu", "gpu"] = "cpu") -> ecs.ContainerImage:
@@ -17,5 +18,5 @@ def service_image(service: str, accelerator: Literal["cpu", "gpu"] = "cpu") -> e
     return ecs.ContainerImage.from_asset(
         str(REPO),
         file=f"containers/{service}/Dockerfile",
-        build_args={"TORCH_CHANNEL": _TORCH_CHANNELS[accelerator]},
+        build_args={"TORCH_BUILD": _TORCH_BUILDS[accelerator]},
     )

@@ -47,12 +47,12 @@ def test_gpu_hosts_scale_from_zero_on_the_ecs_gpu_ami(synth: Synth) -> None:
     assert group["MinSize"] == "0"
     assert group["MaxSize"] == str(synth.config.max_gpu_instances)
 
-    # And instances are the stage's GPU type, booting the ECS GPU-optimized AMI from SSM
+    # And instances are the stage's GPU type, booting Amazon Linux 2023's ECS GPU-optimized AMI
+    # from SSM: its NVIDIA driver runs the CUDA 13.0 torch the GPU images carry
     assert launch["InstanceType"] == synth.config.gpu_instance_type
     parameter = synth.templates["compute"]["Parameters"][launch["ImageId"]["Ref"]]
     assert parameter["Type"] == "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>"
-    assert parameter["Default"].startswith("/aws/service/ecs/optimized-ami/")
-    assert "/gpu/" in parameter["Default"]
+    assert parameter["Default"].startswith("/aws/service/ecs/optimized-ami/amazon-linux-2023/gpu/")
 
 
 def test_fl_node_task_families_are_the_catalogues_cpu_on_fargate_and_gpu_on_ec2(dev: Synth) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -45,11 +46,33 @@ def test_tasks_that_get_a_gpu_run_a_cuda_build_and_the_others_a_cpu_build(dev: S
     for _, properties in dev.task_definitions():
         for container in properties["ContainerDefinitions"]:
             image_hash = container["Image"]["Fn::Sub"].rpartition(":")[2]
-            channel = sources[image_hash]["dockerBuildArgs"]["TORCH_CHANNEL"]
+            build = sources[image_hash]["dockerBuildArgs"]["TORCH_BUILD"]
 
             # Then torch is built for CUDA exactly where a GPU is reserved
             has_gpu = any(r["Type"] == "GPU" for r in container.get("ResourceRequirements", []))
-            assert (channel != "cpu") is has_gpu, (container["Name"], channel)
+            assert build == ("cuda" if has_gpu else "cpu"), (container["Name"], build)
+
+
+def test_images_install_the_torch_that_requirements_pin() -> None:
+    # Given the torch version the images install first, and the one requirements.txt pins
+    script = (REPO / "containers" / "install_torch.sh").read_text()
+    image_version = re.search(r"^TORCH_VERSION=(\S+)$", script, re.MULTILINE)
+    pinned = re.search(r"^torch==(\S+)$", (REPO / "requirements.txt").read_text(), re.MULTILINE)
+
+    # Then they are the same, so installing requirements.txt never replaces that build
+    assert image_version, script
+    assert pinned
+    assert image_version[1] == pinned[1]
+
+
+def test_the_torch_installer_names_the_builds_it_knows_when_given_another() -> None:
+    # When an image is built with a torch build the installer does not know (an old CUDA channel)
+    installer = REPO / "containers" / "install_torch.sh"
+    result = subprocess.run(["/bin/sh", str(installer), "cu126"], check=False, capture_output=True, text=True)
+
+    # Then it stops before installing anything, and says which builds there are
+    assert result.returncode == 2
+    assert "'cpu' or 'cuda', not 'cu126'" in result.stderr
 
 
 def _instructions(dockerfile: Path) -> list[tuple[str, str]]:

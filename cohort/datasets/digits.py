@@ -7,12 +7,16 @@ device a few dominant digits, as real phones would have.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
+
+from cohort.domain.errors import InvalidInput
 
 NUM_CLASSES = 10
 IMAGE_SHAPE = (1, 8, 8)
@@ -26,6 +30,18 @@ class Split:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def shaped(self, input_shape: Sequence[int]) -> Split:
+        """The same images laid out as a model with ``input_shape`` takes them.
+
+        With one channel, ``[64]``, ``[1, 8, 8]`` and channels-last ``[8, 8, 1]`` all keep the
+        pixels in the same order, so a reshape is exact.
+        """
+        if math.prod(input_shape) != math.prod(IMAGE_SHAPE):
+            raise InvalidInput(
+                f"the digits set has {list(IMAGE_SHAPE)} inputs; the model takes {list(input_shape)}"
+            )
+        return Split(self.inputs.reshape(len(self), *input_shape), self.labels)
 
 
 def load(test_fraction: float = 0.25, seed: int = 0) -> tuple[Split, Split]:

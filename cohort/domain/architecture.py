@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from torch import nn
 
 from cohort.domain.errors import InvalidInput, describe_validation_error
@@ -99,6 +99,36 @@ class Flatten(_Layer):
         return nn.Flatten()
 
 
+class AxisPermutation(nn.Module):
+    def __init__(self, dims: list[int]) -> None:
+        super().__init__()
+        self.dims = (0, *dims)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(self.dims)
+
+    def extra_repr(self) -> str:
+        return f"dims={self.dims[1:]}"
+
+
+class Permute(_Layer):
+    """Reorders the axes after the batch axis, numbered from 1: ``[3, 1, 2]`` turns channels-last
+    images (``[batch, H, W, C]``, as Keras models take them) into channels-first for Conv2d."""
+
+    type: Literal["Permute"]
+    dims: Annotated[list[int], Field(min_length=2, max_length=3)]
+
+    @field_validator("dims")
+    @classmethod
+    def _is_a_permutation(cls, dims: list[int]) -> list[int]:
+        if sorted(dims) != list(range(1, len(dims) + 1)):
+            raise ValueError(f"dims {dims} must order the axes 1 to {len(dims)}, each once")
+        return dims
+
+    def build(self) -> nn.Module:
+        return AxisPermutation(self.dims)
+
+
 class _Activation(_Layer):
     type: Literal["ReLU", "Tanh", "Sigmoid", "GELU"]
 
@@ -107,7 +137,7 @@ class _Activation(_Layer):
 
 
 Layer = Annotated[
-    Linear | Conv2d | MaxPool2d | AvgPool2d | _BatchNorm | Dropout | Flatten | _Activation,
+    Linear | Conv2d | MaxPool2d | AvgPool2d | _BatchNorm | Dropout | Flatten | Permute | _Activation,
     Field(discriminator="type"),
 ]
 

@@ -43,6 +43,7 @@ SUPPORTED_OPS = (
     "BatchNormalization",
     "Flatten",
     "Reshape",
+    "Transpose",
     "Dropout",
     "Identity",
     "Softmax",
@@ -169,6 +170,7 @@ class _Translation:
             "BatchNormalization": self._batch_norm,
             "Flatten": self._flatten,
             "Reshape": self._reshape,
+            "Transpose": self._transpose,
             "Dropout": self._dropout,
             "Identity": lambda node, attrs: None,
         }
@@ -330,7 +332,7 @@ class _Translation:
         self._require(
             node, list(attrs.get("dilations", [1, 1])) == [1, 1], "dilated kernels are not supported"
         )
-        padding = self._symmetric_pads(node, attrs)
+        padding = self._padding(node, attrs, int(height), stride)
         layer = {
             "type": "Conv2d",
             "in_channels": int(in_channels),
@@ -396,7 +398,8 @@ class _Translation:
     def _pool(self, node: onnx.NodeProto, attrs: dict) -> None:
         kernel = self._uniform(node, attrs.get("kernel_shape", []), "kernel_shape")
         stride = self._uniform(node, attrs.get("strides", [1, 1]), "strides")
-        self._require(node, self._symmetric_pads(node, attrs) == 0, "padded pooling is not supported")
+        padding = self._padding(node, attrs, kernel, stride)
+        self._require(node, padding == 0, "padded pooling is not supported")
         self._require(node, attrs.get("ceil_mode", 0) == 0, "ceil_mode must be 0")
         self._require(
             node, list(attrs.get("dilations", [1, 1])) == [1, 1], "dilated pooling is not supported"
@@ -442,6 +445,14 @@ class _Translation:
                 )
         self._emit({"type": "Flatten"})
 
+    def _transpose(self, node: onnx.NodeProto, attrs: dict) -> None:
+        """A transpose that keeps the batch axis first, as channels-last models begin and end, is Permute."""
+        rank = len(self._input_shape())
+        perm = [int(axis) for axis in attrs.get("perm", range(rank - 1, -1, -1))]
+        self._require(node, perm[:1] == [0], f"perm {perm} moves the batch axis; it must stay first")
+        if perm != list(range(rank)):
+            self._emit({"type": "Permute", "dims": perm[1:]})
+
     def _dropout(self, node: onnx.NodeProto, attrs: dict) -> None:
         ratio = self._constant(node, 1, "ratio")
         p = float(ratio) if ratio is not None else float(attrs.get("ratio", 0.5))
@@ -457,11 +468,27 @@ class _Translation:
         self._require(node, len(values) == 2 and values[0] == values[1], f"{what} must be two equal values")
         return values[0]
 
-    def _symmetric_pads(self, node: onnx.NodeProto, attrs: dict) -> int:
+    def _padding(self, node: onnx.NodeProto, attrs: dict, kernel: int, stride: int) -> int:
+        """The padding, equal on every side, that the node's ``pads`` or ``auto_pad`` amount to."""
         auto_pad = attrs.get("auto_pad", b"NOTSET")
-        self._require(
-            node, auto_pad in (b"NOTSET", "NOTSET", b"VALID", "VALID"), "auto_pad SAME is unsupported"
-        )
+        auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+        if auto_pad == "VALID":
+            return 0
+        if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+            # As Keras' padding="same" exports: the output keeps ceil(size / stride) positions.
+            totals = {
+                max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
+                for size in self._features(self._current)[1:]
+            }
+            total = totals.pop()
+            self._require(
+                node,
+                not totals and total % 2 == 0,
+                f"auto_pad {auto_pad} pads unequally here (kernel {kernel}, stride {stride}); "
+                "use an odd kernel with stride 1, or export with explicit equal pads",
+            )
+            return total // 2
+        self._require(node, auto_pad == "NOTSET", f"auto_pad {auto_pad} is unsupported")
         pads = [int(p) for p in attrs.get("pads", [0, 0, 0, 0])]
         self._require(node, len(pads) == 4 and len(set(pads)) == 1, "pads must be equal on every side")
         return pads[0]

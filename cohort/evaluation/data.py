@@ -8,7 +8,6 @@ attacks rely on is checked before the set is used.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -39,14 +38,9 @@ def builtin_digits(input_shape: Sequence[int], samples: int, seed: int) -> Evalu
     pixels are scaled to [0, 1] exactly as for training.
     """
     _, test = digits.load()
-    if math.prod(input_shape) != math.prod(digits.IMAGE_SHAPE):
-        raise InvalidInput(
-            f"the digits set has {list(digits.IMAGE_SHAPE)} inputs; the model takes {list(input_shape)}"
-        )
+    test = test.shaped(input_shape)
     chosen = torch.randperm(len(test), generator=torch.Generator().manual_seed(seed))[:samples]
-    return EvaluationData(
-        test.inputs[chosen].reshape(len(chosen), *input_shape).contiguous(), test.labels[chosen], "digits"
-    )
+    return EvaluationData(test.inputs[chosen].contiguous(), test.labels[chosen], "digits")
 
 
 def parse_uploaded(

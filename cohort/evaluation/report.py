@@ -166,9 +166,9 @@ def _gallery_plot(result: EvaluationResult, gallery: Gallery) -> bytes:
     for position, item in enumerate(items):
         row, column = 2 * (position // columns), position % columns
         clean, adversarial = grid[row][column], grid[row + 1][column]
-        clean.imshow(_as_image(gallery.clean[position]), cmap="gray", vmin=0, vmax=1)
+        clean.imshow(as_image(gallery.clean[position]), cmap="gray", vmin=0, vmax=1)
         clean.set_title(f"clean: {item.clean_prediction} (true {item.label})", fontsize=8)
-        adversarial.imshow(_as_image(gallery.adversarial[position]), cmap="gray", vmin=0, vmax=1)
+        adversarial.imshow(as_image(gallery.adversarial[position]), cmap="gray", vmin=0, vmax=1)
         adversarial.set_title(
             f"adv: {item.adversarial_prediction}\n{item.attack} ε={item.epsilon:g}", fontsize=8
         )
@@ -176,11 +176,18 @@ def _gallery_plot(result: EvaluationResult, gallery: Gallery) -> bytes:
     return _png(figure)
 
 
-def _as_image(sample: torch.Tensor) -> np.ndarray:
-    """One input as something imshow takes: HxW grey, HxWx3 colour, or a strip for 1-D inputs."""
+def as_image(sample: torch.Tensor) -> np.ndarray:
+    """One input as imshow takes it: HxW grey or HxWx3 colour, or a strip for 1-D inputs.
+
+    Images may be channels-first (``[C, H, W]``) or, as Keras models take them, channels-last:
+    the axis of 1 or 3 channels is the channel axis. Inputs of other channel counts show their
+    first channel, or their first three.
+    """
     image = sample.detach().float().cpu()
     if image.dim() == 3:
-        image = image[0] if image.shape[0] == 1 else image[:3].permute(1, 2, 0)
+        channels_last = image.shape[0] not in (1, 3) and image.shape[-1] in (1, 3)
+        image = image if channels_last else image.permute(1, 2, 0)
+        image = image[..., 0] if image.shape[-1] < 3 else image[..., :3]
     elif image.dim() == 1:
         image = image.unsqueeze(0)
     return image.clamp(0, 1).numpy()

@@ -160,8 +160,9 @@ class DeviceClient:
         if download.is_error:
             raise DeviceError(f"model download failed: {download.status_code}")
         weights = decode(download.content, TensorSignature.of(model), what="the round's model")
+        data = self._data.shaped(architecture.input_shape)
         result = train_locally(
-            model, weights, self._data, ClientConfig.model_validate(cycle["client_config"]), seed
+            model, weights, data, ClientConfig.model_validate(cycle["client_config"]), seed
         )
         receipt = self._call(
             "PUT",

@@ -6,8 +6,11 @@ import httpx
 import pytest
 
 from cohort.catalogue import Group
+from cohort.datasets import digits
+from cohort.federated.simulator import simulate
+from cohort.local.platform import PlatformState
 from cohort.sdk.client import CohortError
-from tests.unit.onnx_models import CNN_LAYERS, GraphBuilder, cnn
+from tests.unit.onnx_models import CNN_LAYERS, GraphBuilder, channels_last_cnn, cnn
 
 from .scenario import Setting
 
@@ -49,6 +52,47 @@ def test_an_imported_onnx_model_is_ready_in_the_platform_format_and_can_be_evalu
     evaluation = scientist.submit_evaluation(model["model_id"], QUICK)
     done = scientist.wait_for_evaluation(evaluation["evaluation_id"], timeout=120, progress=False)
     assert done["status"] == "completed", done["status_reason"]
+
+
+def test_a_channels_last_model_is_evaluated_on_digits_laid_out_as_it_takes_them(people) -> None:
+    # Given a scientist's Keras-style CNN, which takes [batch, 8, 8, 1]
+    scientist = people.client(Group.SCIENTISTS)
+
+    # When they import it and evaluate it on the built-in digits
+    model = scientist.import_onnx_model("keras-cnn", channels_last_cnn())
+    evaluation = scientist.submit_evaluation(model["model_id"], QUICK)
+    done = scientist.wait_for_evaluation(evaluation["evaluation_id"], timeout=120, progress=False)
+
+    # Then it keeps its layout, and the evaluator fed it the digits in that layout
+    assert model["architecture"]["input_shape"] == [8, 8, 1]
+    assert model["architecture"]["layers"][0] == {"type": "Permute", "dims": [3, 1, 2]}
+    assert done["status"] == "completed", done["status_reason"]
+
+
+def test_devices_train_an_imported_channels_last_model_on_their_own_images(
+    platform: PlatformState, setting: Setting
+) -> None:
+    # Given a training job on an imported Keras-style model, which takes [batch, 8, 8, 1]
+    model = setting.scientist.import_onnx_model("keras-cnn", channels_last_cnn())
+    client_config = {"batch_size": 16, "learning_rate": 0.05, "local_epochs": 1, "momentum": 0.9}
+    server_config = {"rounds": 2, "min_reports": 2, "max_reports": 2, "round_deadline_seconds": 30}
+    job = setting.scientist.start_training(
+        model["model_id"], setting.dataset_id, client_config, server_config
+    )
+
+    # When devices holding channels-first digits take part until it ends
+    result = simulate(
+        platform.orchestrator_url, setting.api_key, job["job_id"], digits.load()[0], 2, max_seconds=90
+    )
+
+    # Then each laid its images out as the model takes them, and every round closed with their reports
+    assert result.errors == []
+    assert all(stats.rounds_trained == 2 for stats in result.stats)
+    job = setting.scientist.job(job["job_id"])
+    assert [(r["round"], r["status"], r["reports"]) for r in job["rounds"]] == [
+        (1, "completed", 2),
+        (2, "completed", 2),
+    ]
 
 
 def test_an_unsupported_file_is_refused_with_the_reason_and_changes_nothing(people) -> None:

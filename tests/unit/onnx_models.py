@@ -85,6 +85,28 @@ def cnn() -> bytes:
     return graph.bytes(["batch", 10])
 
 
+CHANNELS_LAST_LAYERS = [  # what channels_last_cnn() imports as
+    *("AxisPermutation", "Conv2d", "ReLU", "MaxPool2d", "AxisPermutation", "Flatten", "Linear")
+]
+
+
+def channels_last_cnn() -> bytes:
+    """A Keras CNN as it exports: [batch, H, W, C] in, transposed to channels-first and back before
+    its flatten, "same" padding as auto_pad, a constant reshape, MatMul + Add and a Softmax."""
+    graph = GraphBuilder(["unk__0", 8, 8, 1], seed=4)
+    graph.add("Transpose", perm=[0, 3, 1, 2])
+    weight, bias = graph.weight("conv.w", (4, 1, 3, 3)), graph.weight("conv.b", (4,))
+    graph.add("Conv", weight, bias, auto_pad="SAME_UPPER")
+    graph.add("Relu")
+    graph.add("MaxPool", kernel_shape=[2, 2], strides=[2, 2], auto_pad="SAME_UPPER")
+    graph.add("Transpose", perm=[0, 2, 3, 1])
+    graph.add("Reshape", graph.constant("shape", np.array([-1, 64], dtype=np.int64)))
+    graph.add("MatMul", graph.weight("fc.w", (64, 10)))
+    graph.add("Add", graph.weight("fc.b", (10,)))
+    graph.add("Softmax", axis=1)
+    return graph.bytes(["unk__0", 10])
+
+
 def reshaping_mlp() -> bytes:
     """AveragePool, Reshape to [batch, -1], Dropout, then a scaled Gemm without transB on float64 weights."""
     graph = GraphBuilder([1, 1, 8, 8], seed=3)

@@ -314,6 +314,45 @@ def test_a_last_layer_that_does_not_output_num_classes_is_refused(last_layer: di
     assert shown in message
 
 
+CHANNELS_LAST = {
+    "input_shape": [8, 8, 1],
+    "num_classes": 10,
+    "layers": [
+        {"type": "Permute", "dims": [3, 1, 2]},
+        {"type": "Conv2d", "in_channels": 1, "out_channels": 4, "kernel_size": 3, "padding": 1},
+        {"type": "Permute", "dims": [2, 3, 1]},
+        {"type": "Flatten"},
+        {"type": "Linear", "in_features": 256, "out_features": 10},
+    ],
+}
+
+
+def test_permute_layers_let_a_model_take_channels_last_images() -> None:
+    # Given a channels-last model, and the same images laid out channels-first
+    module = parse_architecture(CHANNELS_LAST).build()
+    channels_first = torch.rand(5, 1, 8, 8)
+    channels_last = channels_first.permute(0, 2, 3, 1)
+
+    # Then its convolution sees them channels-first, exactly as a Conv2d applied to them directly
+    expected = module[1](channels_first).permute(0, 2, 3, 1).flatten(1)
+    torch.testing.assert_close(module[:4](channels_last), expected)
+    assert module(channels_last).shape == (5, 10)
+
+
+@pytest.mark.parametrize(
+    ("dims", "problem"),
+    [
+        pytest.param([1, 1, 2], "must order the axes 1 to 3, each once", id="repeated-axis"),
+        pytest.param([0, 1, 2], "must order the axes 1 to 3, each once", id="batch-axis"),
+        pytest.param([2, 1], "layer 0 (Permute) cannot take input of shape [8, 8, 1]", id="wrong-rank"),
+    ],
+)
+def test_a_permute_that_is_not_a_reordering_of_the_input_axes_is_refused(dims: list, problem: str) -> None:
+    document = copy.deepcopy(CHANNELS_LAST)
+    document["layers"][0]["dims"] = dims
+    assert problem in _refusal(document)
+
+
 def test_an_unflattened_image_output_is_refused_even_with_num_classes_channels() -> None:
     # Given a conv whose output has 10 channels but is still (10, 1, 1) per sample
     document = {

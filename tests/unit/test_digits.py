@@ -9,6 +9,7 @@ from sklearn.datasets import load_digits
 
 from cohort.datasets import digits
 from cohort.datasets.digits import NUM_CLASSES, Split
+from cohort.domain.errors import InvalidInput
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +81,21 @@ def test_the_test_set_has_every_class_in_proportion(splits: tuple[Split, Split])
 
     assert set(test.labels.tolist()) == set(range(NUM_CLASSES))
     np.testing.assert_allclose(_label_mix(test), _label_mix(train), atol=0.01)
+
+
+def test_channels_last_images_are_the_same_pictures_laid_out_channels_last(train: Split) -> None:
+    # When the images are shaped for a model that takes [8, 8, 1], as a Keras model does
+    shaped = train.shaped([8, 8, 1])
+
+    # Then each is its channels-first image with the channel axis moved last, label for label
+    assert torch.equal(shaped.inputs, train.inputs.permute(0, 2, 3, 1))
+    assert shaped.labels is train.labels
+
+
+def test_images_are_not_shaped_for_a_model_of_another_input_size(train: Split) -> None:
+    expected = r"the digits set has \[1, 8, 8\] inputs; the model takes \[3, 32, 32\]"
+    with pytest.raises(InvalidInput, match=expected):
+        train.shaped([3, 32, 32])
 
 
 def test_load_is_deterministic_for_a_seed_and_varies_with_it(train: Split) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -86,6 +87,31 @@ def test_the_report_holds_json_html_and_a_png_per_plot() -> None:
     assert all(files[name].startswith(PNG) for name in files if name.endswith(".png"))
     html = files["report.html"].decode()
     assert html.count("data:image/png;base64,") == 3  # self-contained: the plots are inlined
+
+
+@pytest.mark.parametrize(
+    ("layout", "expected_shape"),
+    [
+        pytest.param(lambda rgb: rgb[:1], (8, 6), id="grey-channels-first"),
+        pytest.param(lambda rgb: rgb[:1].permute(1, 2, 0), (8, 6), id="grey-channels-last"),
+        pytest.param(lambda rgb: rgb, (8, 6, 3), id="colour-channels-first"),
+        pytest.param(lambda rgb: rgb.permute(1, 2, 0), (8, 6, 3), id="colour-channels-last"),
+        pytest.param(lambda rgb: rgb[:2], (8, 6), id="two-channels-shows-the-first"),
+    ],
+)
+def test_gallery_images_show_the_same_picture_whatever_the_channel_layout(
+    layout: Callable[[torch.Tensor], torch.Tensor], expected_shape: tuple[int, ...]
+) -> None:
+    # Given one 8x6 colour picture, laid out as a model may take it
+    rgb = torch.rand(3, 8, 6)
+
+    # When it is drawn for the gallery
+    image = report.as_image(layout(rgb))
+
+    # Then it is that picture (or its first channel), never a slice across the wrong axis
+    truth = rgb.permute(1, 2, 0).numpy()
+    assert image.shape == expected_shape
+    assert (image == (truth if len(expected_shape) == 3 else truth[..., 0])).all()
 
 
 def test_every_text_in_the_page_is_escaped_and_each_flag_is_explained() -> None:

@@ -16,7 +16,15 @@ from cohort.domain.errors import InvalidInput
 from cohort.domain.onnx_import import convert
 from cohort.domain.weights import load_into
 
-from .onnx_models import CNN_LAYERS, GraphBuilder, cnn, mlp_with_softmax, reshaping_mlp
+from .onnx_models import (
+    CHANNELS_LAST_LAYERS,
+    CNN_LAYERS,
+    GraphBuilder,
+    channels_last_cnn,
+    cnn,
+    mlp_with_softmax,
+    reshaping_mlp,
+)
 
 
 def _reference(data: bytes, inputs: np.ndarray) -> np.ndarray:
@@ -63,6 +71,24 @@ def test_a_cnn_with_batch_norm_and_a_matmul_bias_computes_the_same_logits() -> N
     assert [type(layer).__name__ for layer in module] == CNN_LAYERS
     assert module[1].eps == pytest.approx(1e-3)
     assert notes == []
+
+
+def test_a_channels_last_keras_style_cnn_imports_with_its_layout_and_padding() -> None:
+    # Given a CNN that takes [batch, H, W, C] and pads "same", as Keras models export
+    data = channels_last_cnn()
+
+    # When it is imported
+    converted = convert(data)
+    module, _ = _imported(data)
+
+    # Then it still takes channels-last inputs, its transposes became Permute layers and its
+    # "same" padding an explicit one, and its probabilities are ONNX Runtime's
+    assert converted.input_shape == [8, 8, 1]
+    assert [type(layer).__name__ for layer in module] == CHANNELS_LAST_LAYERS
+    assert [converted.layers[i]["dims"] for i in (0, 4)] == [[3, 1, 2], [2, 3, 1]]
+    assert converted.layers[1]["padding"] == 1
+    logits, reference = _outputs(module, data, (8, 8, 8, 1), seed=4)
+    np.testing.assert_allclose(logits.softmax(dim=1).numpy(), reference, rtol=1e-5, atol=1e-6)
 
 
 def test_reshape_dropout_and_scaled_gemm_in_float64_are_translated() -> None:
@@ -237,6 +263,24 @@ def test_convolutions_beyond_the_allow_list_are_refused(attributes: dict, proble
     graph.add("Flatten")
     model = graph.model(["batch", "features"])
     assert problem in _refused(model.SerializeToString())
+
+
+def test_a_transpose_that_moves_the_batch_axis_is_refused() -> None:
+    graph = GraphBuilder([4, 6])
+    graph.add("Transpose", perm=[1, 0])
+    graph.add("Gemm", graph.weight("w", (3, 4)), transB=1)
+    assert "perm [1, 0] moves the batch axis" in _refused(graph.bytes([6, 3]))
+
+
+def test_same_padding_that_would_pad_unequally_is_refused() -> None:
+    # Given a stride-2 convolution on 8x8 inputs, where "same" needs one row more at the bottom
+    graph = GraphBuilder(["batch", 1, 8, 8])
+    graph.add("Conv", graph.weight("w", (2, 1, 3, 3)), strides=[2, 2], auto_pad="SAME_UPPER")
+    graph.add("Flatten")
+    model = graph.model(["batch", "features"])
+
+    # Then it is refused with what would import instead
+    assert "pads unequally here (kernel 3, stride 2)" in _refused(model.SerializeToString())
 
 
 def test_a_softmax_before_the_last_layer_is_refused() -> None:

@@ -48,6 +48,34 @@ def pick_device() -> torch.device:
 
 
 @contextmanager
+def exact_numerics() -> Iterator[None]:
+    """Full float32 and deterministic kernels while an evaluation runs, then the settings as they were.
+
+    On a GPU, cuDNN would otherwise run convolutions in TF32 (10 mantissa bits), which moves attack
+    success at the margin away from the CPU's, and may pick kernels whose backward pass differs run to
+    run, so the same seed would not give the same report. On the CPU these settings change nothing.
+    """
+    backends = torch.backends
+    saved = (
+        backends.cudnn.conv.fp32_precision,
+        backends.cuda.matmul.fp32_precision,
+        backends.cudnn.deterministic,
+        backends.cudnn.benchmark,
+    )
+    backends.cudnn.conv.fp32_precision = backends.cuda.matmul.fp32_precision = "ieee"
+    backends.cudnn.deterministic, backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        (
+            backends.cudnn.conv.fp32_precision,
+            backends.cuda.matmul.fp32_precision,
+            backends.cudnn.deterministic,
+            backends.cudnn.benchmark,
+        ) = saved
+
+
+@contextmanager
 def attack_mode(model: nn.Module) -> Iterator[nn.Module]:
     """Eval mode with frozen parameters, so backward computes the input gradient and nothing else."""
     training, flags = model.training, [(p, p.requires_grad) for p in model.parameters()]
@@ -87,7 +115,7 @@ def run_evaluation(
     """Evaluate the first ``spec.samples`` samples of ``data``. The model is moved to ``device``."""
     started = time.perf_counter()
     device = device or pick_device()
-    with attack_mode(model.to(device)):
+    with exact_numerics(), attack_mode(model.to(device)):
         evaluation = _Evaluation(model, data, spec, device, progress)
         return evaluation.run(started)
 

@@ -41,3 +41,43 @@ def test_the_evaluator_takes_the_gpu_when_there_is_one(
 ) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     assert engine.pick_device() == torch.device(device)
+
+
+def _numerics() -> tuple:
+    backends = torch.backends
+    return (
+        backends.cudnn.conv.fp32_precision,
+        backends.cuda.matmul.fp32_precision,
+        backends.cudnn.deterministic,
+        backends.cudnn.benchmark,
+    )
+
+
+def test_an_evaluation_runs_in_full_float32_with_deterministic_kernels_and_restores_the_settings() -> None:
+    # Given a process whose cuDNN settings favour speed, as they are by default on a GPU
+    backends, before = torch.backends, _numerics()
+    backends.cudnn.conv.fp32_precision, backends.cudnn.benchmark = "tf32", True
+    seen = []
+    try:
+        # When an evaluation runs, reporting its progress
+        engine.run_evaluation(
+            trained_mlp(),
+            digits_test(60),
+            SPEC,
+            device=torch.device("cpu"),
+            progress=lambda _: seen.append(_numerics()),
+        )
+
+        # Then throughout it, kernels were full float32 (no TF32) and deterministic,
+        # so a GPU gives the CPU's numbers and the same seed the same report
+        assert seen
+        assert set(seen) == {("ieee", "ieee", True, False)}
+        # And afterwards the process has its own settings back
+        assert (backends.cudnn.conv.fp32_precision, backends.cudnn.benchmark) == ("tf32", True)
+    finally:
+        (
+            backends.cudnn.conv.fp32_precision,
+            backends.cuda.matmul.fp32_precision,
+            backends.cudnn.deterministic,
+            backends.cudnn.benchmark,
+        ) = before

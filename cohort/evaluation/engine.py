@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+from cohort.domain.errors import InvalidInput
 from cohort.evaluation import metrics
 from cohort.evaluation.attacks import ATTACKS, AttackSettings
 from cohort.evaluation.data import EvaluationData
@@ -115,9 +116,16 @@ def run_evaluation(
     """Evaluate the first ``spec.samples`` samples of ``data``. The model is moved to ``device``."""
     started = time.perf_counter()
     device = device or pick_device()
-    with exact_numerics(), attack_mode(model.to(device)):
-        evaluation = _Evaluation(model, data, spec, device, progress)
-        return evaluation.run(started)
+    try:
+        with exact_numerics(), attack_mode(model.to(device)):
+            evaluation = _Evaluation(model, data, spec, device, progress)
+            return evaluation.run(started)
+    except torch.OutOfMemoryError:
+        # The same model, data and batch size run out the same way every time: no retry would help.
+        raise InvalidInput(
+            f"the evaluation ran out of {device.type.upper()} memory at batch_size {spec.batch_size} "
+            "(sample and epsilon pairs per pass): submit it again with a smaller batch_size"
+        ) from None
 
 
 class _Evaluation:

@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from cohort.domain.errors import InvalidInput
 from cohort.evaluation.engine import GALLERY_SIZE, Gallery, run_evaluation
 from cohort.evaluation.results import EvaluationResult
 from cohort.evaluation.spec import EvaluationSpec
@@ -216,3 +217,35 @@ def test_a_model_that_gets_everything_wrong_yields_zero_curves_and_no_gallery() 
     assert result.minimal_perturbation is not None
     assert result.minimal_perturbation.median is None
     assert (result.gallery, len(gallery.clean)) == ([], 0)
+
+
+class _MemoryBound(torch.nn.Module):
+    """Runs out of memory, as an accelerator does, on passes of more than ``max_rows`` rows."""
+
+    def __init__(self, inner: torch.nn.Module, max_rows: int) -> None:
+        super().__init__()
+        self.inner, self.max_rows = inner, max_rows
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if len(x) > self.max_rows:
+            raise torch.OutOfMemoryError(f"out of memory: tried to allocate for {len(x)} rows")
+        return self.inner(x)
+
+
+def test_running_out_of_memory_fails_at_once_naming_the_batch_size_to_lower() -> None:
+    # Given a model and a device that hold at most 64 rows per pass
+    spec = SPEC.model_copy(update={"attacks": ["fgsm"], "samples": 40, "minimal_perturbation": False})
+
+    # When the evaluation asks for 128 rows per pass
+    with pytest.raises(InvalidInput) as refused:
+        run_evaluation(
+            _MemoryBound(trained_mlp(), 64), digits_test(40), spec.model_copy(update={"batch_size": 128})
+        )
+
+    # Then it fails as no retry can mend, saying what to change; and with that change it runs
+    assert "ran out of CPU memory at batch_size 128" in refused.value.message
+    assert "smaller batch_size" in refused.value.message
+    result, _ = run_evaluation(
+        _MemoryBound(trained_mlp(), 64), digits_test(40), spec.model_copy(update={"batch_size": 64})
+    )
+    assert result.clean.total == 40

@@ -7,7 +7,7 @@ memory is allocated.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -24,6 +24,8 @@ KernelSize = Annotated[int, Field(ge=1, le=31)]
 
 class _Layer(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+    # Layers over images say so: torch would read a 3-D input as one unbatched image.
+    takes_images: ClassVar[bool] = False
 
 
 class Linear(_Layer):
@@ -37,6 +39,7 @@ class Linear(_Layer):
 
 
 class Conv2d(_Layer):
+    takes_images: ClassVar[bool] = True
     type: Literal["Conv2d"]
     in_channels: PositiveInt
     out_channels: PositiveInt
@@ -57,6 +60,7 @@ class Conv2d(_Layer):
 
 
 class MaxPool2d(_Layer):
+    takes_images: ClassVar[bool] = True
     type: Literal["MaxPool2d"]
     kernel_size: KernelSize
     stride: Annotated[int, Field(ge=1, le=16)] | None = None
@@ -66,12 +70,23 @@ class MaxPool2d(_Layer):
 
 
 class AvgPool2d(_Layer):
+    takes_images: ClassVar[bool] = True
     type: Literal["AvgPool2d"]
     kernel_size: KernelSize
     stride: Annotated[int, Field(ge=1, le=16)] | None = None
 
     def build(self) -> nn.Module:
         return nn.AvgPool2d(self.kernel_size, stride=self.stride)
+
+
+class _GlobalPool(_Layer):
+    """Pools each channel of ``[batch, C, H, W]`` to one value, giving ``[batch, C, 1, 1]``."""
+
+    takes_images: ClassVar[bool] = True
+    type: Literal["GlobalAvgPool2d", "GlobalMaxPool2d"]
+
+    def build(self) -> nn.Module:
+        return nn.AdaptiveAvgPool2d(1) if self.type == "GlobalAvgPool2d" else nn.AdaptiveMaxPool2d(1)
 
 
 class _BatchNorm(_Layer):
@@ -137,7 +152,16 @@ class _Activation(_Layer):
 
 
 Layer = Annotated[
-    Linear | Conv2d | MaxPool2d | AvgPool2d | _BatchNorm | Dropout | Flatten | Permute | _Activation,
+    Linear
+    | Conv2d
+    | MaxPool2d
+    | AvgPool2d
+    | _GlobalPool
+    | _BatchNorm
+    | Dropout
+    | Flatten
+    | Permute
+    | _Activation,
     Field(discriminator="type"),
 ]
 
@@ -166,10 +190,15 @@ class ArchitectureSpec(BaseModel):
     def _check_forward(self, module: nn.Sequential, batch: int) -> None:
         x = torch.empty([batch, *self.input_shape])
         for position, layer in enumerate(module):
+            kind = self.layers[position].type
+            if self.layers[position].takes_images and x.dim() != 4:
+                raise ValueError(
+                    f"layer {position} ({kind}) takes images [channels, height, width], "
+                    f"not input of shape {list(x.shape[1:])}"
+                )
             try:
                 x = layer(x)
             except (RuntimeError, ValueError, IndexError) as exc:
-                kind = self.layers[position].type
                 raise ValueError(
                     f"layer {position} ({kind}) cannot take input of shape {list(x.shape[1:])}: "
                     f"{str(exc).splitlines()[0]}"

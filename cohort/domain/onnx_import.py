@@ -40,6 +40,10 @@ SUPPORTED_OPS = (
     "Gelu",
     "MaxPool",
     "AveragePool",
+    "GlobalAveragePool",
+    "GlobalMaxPool",
+    "ReduceMean",
+    "ReduceMax",
     "BatchNormalization",
     "Flatten",
     "Reshape",
@@ -53,6 +57,12 @@ SUPPORTED_OPS = (
 )
 _ACTIVATIONS = {"Relu": "ReLU", "Tanh": "Tanh", "Sigmoid": "Sigmoid", "Gelu": "GELU"}
 _FINAL_NORMALISERS = ("Softmax", "LogSoftmax")
+_GLOBAL_POOLS = {
+    "GlobalAveragePool": "GlobalAvgPool2d",
+    "ReduceMean": "GlobalAvgPool2d",
+    "GlobalMaxPool": "GlobalMaxPool2d",
+    "ReduceMax": "GlobalMaxPool2d",
+}
 _FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16)
 _SMALL_CONSTANT = 4096  # elements: shape vectors and scalars, whose values inference may need
 
@@ -167,6 +177,11 @@ class _Translation:
             "Add": self._add,
             "MaxPool": self._pool,
             "AveragePool": self._pool,
+            "GlobalAveragePool": self._global_pool,
+            "GlobalMaxPool": self._global_pool,
+            "ReduceMean": self._reduce,
+            "ReduceMax": self._reduce,
+            "Squeeze": self._squeeze,
             "BatchNormalization": self._batch_norm,
             "Flatten": self._flatten,
             "Reshape": self._reshape,
@@ -406,6 +421,44 @@ class _Translation:
         )
         kind = "MaxPool2d" if node.op_type == "MaxPool" else "AvgPool2d"
         self._emit({"type": kind, "kernel_size": kernel, "stride": stride})
+
+    def _global_pool(self, node: onnx.NodeProto, _: dict) -> None:
+        self._require(node, len(self._input_shape()) == 4, "only images [batch, C, H, W] can be pooled")
+        self._emit({"type": _GLOBAL_POOLS[node.op_type]})
+
+    def _reduce(self, node: onnx.NodeProto, attrs: dict) -> None:
+        """A mean or max over an image's two spatial axes, channels first or last, is a global pool."""
+        rank = len(self._input_shape())
+        axes = attrs.get("axes")
+        if axes is None:  # an input from opset 18 on
+            axes = self._constant(node, 1, "axes")
+        axes = sorted(int(axis) % rank for axis in np.atleast_1d(axes)) if axes is not None else []
+        keep = bool(attrs.get("keepdims", 1))
+        pool = {"type": _GLOBAL_POOLS[node.op_type]}
+        if rank == 4 and axes == [2, 3]:
+            self._emit(pool)
+        elif rank == 4 and axes == [1, 2]:  # [batch, H, W, C], as Keras' global pooling exports
+            self._emit({"type": "Permute", "dims": [3, 1, 2]})
+            self._emit(pool)
+            if keep:
+                self._emit({"type": "Permute", "dims": [2, 3, 1]})
+        else:
+            raise InvalidInput(
+                f"node '{node.name}' ({node.op_type}) reduces axes {axes or 'all'} of a rank-{rank} "
+                "tensor; only the two spatial axes of an image, [2, 3] or channels-last [1, 2], are supported"
+            )
+        if not keep:
+            self._emit({"type": "Flatten"})
+
+    def _squeeze(self, node: onnx.NodeProto, _: dict) -> None:
+        """Dropping the unit axes of a globally pooled image, to [batch, channels], is a Flatten."""
+        output = self._shapes.get(node.output[0], [])
+        self._require(
+            node,
+            len(self._input_shape()) > 2 and len(output) == 2 and output[0] == self._input_shape()[0],
+            f"only a squeeze to [batch, features] is supported; this gives {output}",
+        )
+        self._emit({"type": "Flatten"})
 
     def _batch_norm(self, node: onnx.NodeProto, attrs: dict) -> None:
         self._require(node, attrs.get("training_mode", 0) == 0, "training_mode must be 0")

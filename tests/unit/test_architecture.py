@@ -277,6 +277,30 @@ def test_pooling_a_flat_vector_is_refused_as_invalid_input(pool: str) -> None:
     assert "layer 0" in _refusal(document)
 
 
+@pytest.mark.parametrize("layer", ["Conv2d", "MaxPool2d", "GlobalAvgPool2d", "GlobalMaxPool2d"])
+def test_an_image_layer_given_anything_but_images_says_what_it_takes(layer: str) -> None:
+    # Given a layer over images first in a model of 8x8 inputs without a channel axis,
+    # which torch itself would read as one unbatched image of 8 channels
+    options = {
+        "Conv2d": {"in_channels": 8, "out_channels": 8, "kernel_size": 3},
+        "MaxPool2d": {"kernel_size": 2},
+    }.get(layer, {})
+    document = {
+        "input_shape": [8, 8],
+        "num_classes": 10,
+        "layers": [
+            {"type": layer, **options},
+            {"type": "Flatten"},
+            {"type": "Linear", "in_features": 8, "out_features": 10},
+        ],
+    }
+
+    # Then it is refused, naming the layer and what it takes
+    assert f"layer 0 ({layer}) takes images [channels, height, width], not input of shape [8, 8]" in _refusal(
+        document
+    )
+
+
 def test_a_spec_accepted_by_the_shape_check_works_at_any_batch_size() -> None:
     # Given a 2-D input fed to a Conv2d expecting 2 channels
     document = {

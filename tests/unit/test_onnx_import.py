@@ -143,6 +143,100 @@ class _ViewFlatten(torch.nn.Module):
         return self.fc(x.view(x.size(0), *self.tail))
 
 
+class _GlobalPooled(torch.nn.Module):
+    """A convolution, then each channel pooled to one value in one of the ways models write it."""
+
+    def __init__(self, pooling: str) -> None:
+        super().__init__()
+        self.conv, self.fc, self.pooling = torch.nn.Conv2d(1, 6, 3), torch.nn.Linear(6, 10), pooling
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x).relu()
+        if self.pooling == "adaptive":
+            x = torch.nn.functional.adaptive_avg_pool2d(x, 1).flatten(1)
+        elif self.pooling == "mean":
+            x = x.mean(dim=(2, 3))
+        else:
+            x = x.amax(dim=(2, 3))
+        return self.fc(x)
+
+
+@pytest.mark.parametrize(
+    ("pooling", "layers"),
+    [
+        ("adaptive", ["GlobalAvgPool2d", "Flatten"]),  # exported as GlobalAveragePool, Flatten
+        ("mean", ["GlobalAvgPool2d", "Flatten"]),  # ReduceMean, keepdims 0
+        ("max", ["GlobalMaxPool2d", "Flatten"]),  # ReduceMax, keepdims 0
+    ],
+)
+def test_global_pooling_imports_as_a_global_pool_whichever_way_it_was_written(
+    pooling: str, layers: list[str]
+) -> None:
+    # Given a torch model that pools each channel of its feature map, exported by torch
+    torch.manual_seed(0)
+    original = _GlobalPooled(pooling).eval()
+    example = torch.rand(3, 1, 8, 8)
+
+    # When it is imported
+    converted = convert(_torch_export(original, example))
+    module, _ = _imported(_torch_export(original, example))
+
+    # Then the pooling became a global pool, and the logits are the original's
+    assert [layer["type"] for layer in converted.layers] == ["Conv2d", "ReLU", *layers, "Linear"]
+    with torch.no_grad():
+        torch.testing.assert_close(module(example), original(example), rtol=1e-5, atol=1e-5)
+
+
+def test_a_keras_style_global_average_over_channels_last_axes_imports() -> None:
+    # Given a channels-last model that averages over H and W, as Keras' GlobalAveragePooling2D exports
+    graph = GraphBuilder(["batch", 8, 8, 1], seed=5)
+    graph.add("Transpose", perm=[0, 3, 1, 2])
+    graph.add("Conv", graph.weight("conv.w", (4, 1, 3, 3)), graph.weight("conv.b", (4,)))
+    graph.add("Relu")
+    graph.add("Transpose", perm=[0, 2, 3, 1])
+    graph.add("ReduceMean", axes=[1, 2], keepdims=0)
+    graph.add("MatMul", graph.weight("fc.w", (4, 10)))
+    data = graph.bytes(["batch", 10])
+
+    # When it is imported
+    module, _ = _imported(data)
+
+    # Then it computes what ONNX Runtime does
+    ours, reference = _outputs(module, data, (6, 8, 8, 1), seed=5)
+    np.testing.assert_allclose(ours.numpy(), reference, rtol=1e-5, atol=1e-6)
+
+
+def test_a_global_pool_squeezed_to_its_channels_imports_as_pool_and_flatten() -> None:
+    graph = GraphBuilder(["batch", 3, 8, 8], seed=6)
+    graph.add("GlobalMaxPool")
+    graph.add("Squeeze", graph.constant("axes", np.array([2, 3], dtype=np.int64)))
+    graph.add("Gemm", graph.weight("w", (10, 3)), transB=1)
+    data = graph.bytes(["batch", 10])
+
+    module, _ = _imported(data)
+
+    assert [type(layer).__name__ for layer in module] == ["AdaptiveMaxPool2d", "Flatten", "Linear"]
+    ours, reference = _outputs(module, data, (4, 3, 8, 8), seed=6)
+    np.testing.assert_allclose(ours.numpy(), reference, rtol=1e-5, atol=1e-6)
+
+
+def test_a_squeeze_that_leaves_more_than_features_is_refused() -> None:
+    graph = GraphBuilder(["batch", 3, 8, 1])
+    graph.add("Squeeze", graph.constant("axes", np.array([3], dtype=np.int64)))
+    graph.add("Flatten")
+    graph.add("Gemm", graph.weight("w", (10, 24)), transB=1)
+    assert "only a squeeze to [batch, features]" in _refused(graph.bytes(["batch", 10]))
+
+
+def test_a_reduction_over_other_axes_than_an_images_spatial_ones_is_refused() -> None:
+    graph = GraphBuilder(["batch", 4, 8, 8])
+    graph.add("ReduceMean", axes=[1], keepdims=0)
+    graph.add("Flatten")
+    graph.add("Gemm", graph.weight("w", (3, 64)), transB=1)
+    message = _refused(graph.bytes(["batch", 3]))
+    assert "reduces axes [1] of a rank-4 tensor" in message
+
+
 def test_a_flatten_written_as_shape_arithmetic_imports_as_a_flatten() -> None:
     # Given a model exported with a dynamic batch that flattens through Shape, Gather, Unsqueeze, Concat
     torch.manual_seed(0)

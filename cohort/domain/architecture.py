@@ -99,6 +99,35 @@ class _BatchNorm(_Layer):
         return kind(self.num_features, eps=self.eps)
 
 
+class PerChannelAffine(nn.Module):
+    """``x * weight + bias`` with one weight and bias per channel (axis 1), at any rank."""
+
+    def __init__(self, num_features: int, bias: bool) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(num_features))
+        self.bias = nn.Parameter(torch.zeros(num_features)) if bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        scaled = x * self.weight.view(shape)
+        return scaled if self.bias is None else scaled + self.bias.view(shape)
+
+    def extra_repr(self) -> str:
+        return f"{len(self.weight)}, bias={self.bias is not None}"
+
+
+class ChannelAffine(_Layer):
+    """A learned scale and shift per channel, as a BatchNormalization folded by an exporter leaves
+    behind (and Keras' Rescaling); starts as the identity."""
+
+    type: Literal["ChannelAffine"]
+    num_features: PositiveInt
+    bias: bool = True
+
+    def build(self) -> nn.Module:
+        return PerChannelAffine(self.num_features, self.bias)
+
+
 class Dropout(_Layer):
     type: Literal["Dropout"]
     p: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.5
@@ -158,6 +187,7 @@ Layer = Annotated[
     | AvgPool2d
     | _GlobalPool
     | _BatchNorm
+    | ChannelAffine
     | Dropout
     | Flatten
     | Permute

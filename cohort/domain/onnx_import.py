@@ -34,6 +34,9 @@ SUPPORTED_OPS = (
     "Gemm",
     "MatMul",
     "Add",
+    "Sub",
+    "Mul",
+    "Div",
     "Relu",
     "Tanh",
     "Sigmoid",
@@ -57,6 +60,7 @@ SUPPORTED_OPS = (
 )
 _ACTIVATIONS = {"Relu": "ReLU", "Tanh": "Tanh", "Sigmoid": "Sigmoid", "Gelu": "GELU"}
 _FINAL_NORMALISERS = ("Softmax", "LogSoftmax")
+_BIAS_WIDTHS = {"Linear": "out_features", "Conv2d": "out_channels", "ChannelAffine": "num_features"}
 _GLOBAL_POOLS = {
     "GlobalAveragePool": "GlobalAvgPool2d",
     "ReduceMean": "GlobalAvgPool2d",
@@ -149,6 +153,25 @@ def _inferred_shapes(model: onnx.ModelProto) -> dict[str, Dims]:
     }
 
 
+def _reshape_as_layer(batch: int, features: list[int], result: list[int]) -> tuple[str, tuple] | None:
+    """What reshaping ``[batch, *features]`` to ``result`` is as a spec layer, if it is one.
+
+    A reshape keeps the data's order, so it is a Flatten if it leaves ``[batch, features]``, and a
+    Permute if it only moves axes of size 1 (the others keep their order): [8, 8, 1] to [1, 8, 8]
+    is how exporters turn a one-channel channels-last image channels-first.
+    """
+    if result[:1] != [batch]:
+        return None
+    shape = result[1:]
+    if shape == [math.prod(features)]:
+        return ("Flatten", ())
+    if len(shape) != len(features) or [s for s in shape if s != 1] != [s for s in features if s != 1]:
+        return None
+    units = iter([axis for axis, size in enumerate(features, start=1) if size == 1])
+    others = iter([axis for axis, size in enumerate(features, start=1) if size != 1])
+    return ("Permute", tuple(next(units if size == 1 else others) for size in shape))
+
+
 def _attributes(node: onnx.NodeProto) -> dict[str, object]:
     return {attribute.name: helper.get_attribute_value(attribute) for attribute in node.attribute}
 
@@ -174,7 +197,10 @@ class _Translation:
             "Conv": self._conv,
             "Gemm": self._gemm,
             "MatMul": self._matmul,
-            "Add": self._add,
+            "Add": self._shift,
+            "Sub": self._shift,
+            "Mul": self._scale,
+            "Div": self._scale,
             "MaxPool": self._pool,
             "AveragePool": self._pool,
             "GlobalAveragePool": self._global_pool,
@@ -196,6 +222,7 @@ class _Translation:
     # -- the walk -----------------------------------------------------------------
     def run(self) -> Converted:
         current, batch, input_shape = self._input()
+        chain = {current}  # the data tensors so far, one per layer
         # Shape arithmetic is checked at two batch sizes, or at the only one a fixed batch axis allows.
         self._shape_arithmetic = ShapeArithmetic((batch,) if batch else (2, 3))
         nodes = list(self._graph.node)
@@ -210,8 +237,9 @@ class _Translation:
             if node.op_type == "Cast" and all(name in self._constants for name in node.input):
                 self._constants[node.output[0]] = self._cast(node)  # as fp16 and fp64 weights are stored
                 continue
-            if self._shape_arithmetic.takes(node, current, self._constants):
-                self._shape_arithmetic.evaluate(node, self._features(current), self._constants)
+            if self._shape_arithmetic.takes(node, chain, self._constants):
+                source = node.input[0] if node.op_type == "Shape" else current
+                self._shape_arithmetic.evaluate(node, self._features(source), self._constants)
                 continue
             data_inputs = [
                 name
@@ -228,6 +256,7 @@ class _Translation:
             self._current = current
             self._translate(node, last=position == last_layer)
             current = node.output[0]
+            chain.add(current)
         if current != self._graph.output[0].name:
             raise InvalidInput("the graph's output is not the end of its chain of layers")
         output_shape = self._shapes.get(current) or []
@@ -394,21 +423,50 @@ class _Translation:
         else:
             self._emit(layer, weight=weight, bias=bias)
 
-    def _add(self, node: onnx.NodeProto, _: dict) -> None:
-        """A bias added after a bias-free Linear or Conv2d (how MatMul + Add exports) joins that layer."""
-        position = 1 if node.input[0] == self._current else 0
-        bias = self._required(node, position, "addend")
+    # -- arithmetic with a constant, one value per channel ---------------------------
+    def _scale(self, node: onnx.NodeProto, _: dict) -> None:
+        """``x * c`` or ``x / c``: a per-channel scale, as a folded BatchNormalization leaves behind."""
+        data_first = node.input[0] == self._current
+        self._require(node, data_first or node.op_type == "Mul", "only x / constant is supported")
+        factor = self._per_channel(node, 1 if data_first else 0)
+        if node.op_type == "Div":
+            self._require(node, bool(np.all(factor != 0)), "it divides by zero")
+            factor = 1.0 / factor
+        self._emit({"type": "ChannelAffine", "num_features": factor.size, "bias": False}, weight=factor)
+
+    def _shift(self, node: onnx.NodeProto, _: dict) -> None:
+        """``x + c``, ``x - c`` or ``c - x``: the bias of the layer before it if that has none
+        (how MatMul + Add exports a Linear layer), else a per-channel affine layer of its own."""
+        data_first = node.input[0] == self._current
+        shift = self._per_channel(node, 1 if data_first else 0)
+        negated = node.op_type == "Sub" and not data_first  # c - x
+        shift = -shift if node.op_type == "Sub" and data_first else shift
         previous = self._layers[-1] if self._layers else None
-        if previous is None or previous["type"] not in ("Linear", "Conv2d") or previous["bias"]:
-            raise InvalidInput(
-                f"node '{node.name}' (Add) is supported only as the bias of a layer without one"
-            )
-        width = previous["out_features" if previous["type"] == "Linear" else "out_channels"]
-        if bias.size != width:
-            raise InvalidInput(f"node '{node.name}' (Add) adds {bias.size} values to {width} outputs")
-        index = len(self._layers) - 1
-        previous["bias"] = True
-        self._weights[f"{index}.bias"] = np.ascontiguousarray(bias.reshape(width), dtype=np.float32)
+        width_field = _BIAS_WIDTHS.get(previous["type"]) if previous else None
+        if not negated and width_field and not previous["bias"] and previous[width_field] == shift.size:
+            previous["bias"] = True
+            self._weights[f"{len(self._layers) - 1}.bias"] = np.ascontiguousarray(shift, dtype=np.float32)
+        else:
+            weight = np.full(shift.size, -1.0 if negated else 1.0, dtype=np.float32)
+            self._emit({"type": "ChannelAffine", "num_features": shift.size}, weight=weight, bias=shift)
+
+    def _per_channel(self, node: onnx.NodeProto, position: int) -> np.ndarray:
+        """The constant operand as one value per channel (axis 1) of the current tensor."""
+        value = self._required(node, position, "operand")
+        features = self._features(self._current)
+        rank = len(features) + 1
+        padded = value.reshape((1,) * max(rank - value.ndim, 0) + value.shape)
+        channels = features[0]
+        self._require(
+            node,
+            padded.ndim == rank
+            and padded.shape[0] == 1
+            and padded.shape[1] in (1, channels)
+            and all(size == 1 for size in padded.shape[2:]),
+            f"its constant of shape {list(value.shape)} is not one value per channel of "
+            f"[batch, {', '.join(map(str, features))}]",
+        )
+        return np.broadcast_to(padded.reshape(-1), (channels,))
 
     def _pool(self, node: onnx.NodeProto, attrs: dict) -> None:
         kernel = self._uniform(node, attrs.get("kernel_shape", []), "kernel_shape")
@@ -481,9 +539,10 @@ class _Translation:
         self._emit({"type": "Flatten"})
 
     def _reshape(self, node: onnx.NodeProto, attrs: dict) -> None:
-        """A reshape that keeps the batch axis and flattens the rest, at every batch size, is a Flatten."""
+        """A reshape that is the same layer at every batch size: a Flatten, or a Permute."""
         features = self._features(self._current)
         target_name = node.input[1]
+        layers = set()
         for batch in self._shape_arithmetic.batch_sizes:
             target = (
                 self._shape_arithmetic.at(target_name, batch)
@@ -491,12 +550,19 @@ class _Translation:
                 else self._required(node, 1, "target shape")
             )
             result = reshaped(target, [batch, *features], allow_zero=bool(attrs.get("allowzero", 0)))
-            if result != [batch, math.prod(features)]:
+            layer = _reshape_as_layer(batch, features, result)
+            if layer is None:
                 raise InvalidInput(
                     f"node '{node.name}' (Reshape) turns [{batch}, {', '.join(map(str, features))}] into "
-                    f"{result}; only flattening to [batch, features] is supported"
+                    f"{result}; only flattening to [batch, features], or moving axes of size 1, is supported"
                 )
-        self._emit({"type": "Flatten"})
+            layers.add(layer)
+        self._require(node, len(layers) == 1, "it reshapes differently at different batch sizes")
+        kind, dims = layers.pop()
+        if kind == "Flatten":
+            self._emit({"type": "Flatten"})
+        elif list(dims) != sorted(dims):
+            self._emit({"type": "Permute", "dims": list(dims)})
 
     def _transpose(self, node: onnx.NodeProto, attrs: dict) -> None:
         """A transpose that keeps the batch axis first, as channels-last models begin and end, is Permute."""

@@ -9,7 +9,7 @@ is then a Flatten only if its target flattens every feature axis at every one of
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 
 import numpy as np
 import onnx
@@ -29,12 +29,13 @@ class ShapeArithmetic:
     def __contains__(self, name: str) -> bool:
         return name in self._values
 
-    def takes(self, node: onnx.NodeProto, current: str, constants: Mapping[str, np.ndarray]) -> bool:
-        """Whether the node is shape arithmetic: the current tensor's Shape, or an op over such values."""
+    def takes(self, node: onnx.NodeProto, chain: Container[str], constants: Mapping[str, np.ndarray]) -> bool:
+        """Whether the node is shape arithmetic: the Shape of a tensor on the chain of layers (each
+        keeps the batch axis first), or an op over such values."""
         if node.op_type not in SHAPE_OPS:
             return False
         if node.op_type == "Shape":
-            return node.input[0] == current
+            return node.input[0] in chain
         names = [name for name in node.input if name]
         return any(name in self._values for name in names) and all(
             name in self._values or name in constants for name in names
@@ -43,7 +44,7 @@ class ShapeArithmetic:
     def evaluate(
         self, node: onnx.NodeProto, features: list[int], constants: Mapping[str, np.ndarray]
     ) -> None:
-        """The node's output at every batch size; ``features``: its data input's shape past the batch."""
+        """The node's output at every batch size; ``features``: a Shape's tensor's shape past the batch."""
         try:
             self._values[node.output[0]] = {
                 batch: np.asarray(self._apply(node, batch, features, constants)) for batch in self.batch_sizes
@@ -60,7 +61,7 @@ class ShapeArithmetic:
         self, node: onnx.NodeProto, batch: int, features: list[int], constants: Mapping[str, np.ndarray]
     ) -> np.ndarray:
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        if node.op_type == "Shape":  # of the data tensor, whose features are known
+        if node.op_type == "Shape":  # of a tensor on the chain, whose features are known
             return np.array([batch, *features], dtype=np.int64)[attrs.get("start", 0) : attrs.get("end")]
         arguments = [
             None if not name else self._values[name][batch] if name in self._values else constants[name]

@@ -377,6 +377,29 @@ def test_a_permute_that_is_not_a_reordering_of_the_input_axes_is_refused(dims: l
     assert problem in _refusal(document)
 
 
+def test_a_channel_affine_layer_starts_as_the_identity_and_scales_and_shifts_each_channel() -> None:
+    # Given a fresh model with a per-channel affine layer over 2-channel images
+    document = {
+        "input_shape": [2, 4, 4],
+        "num_classes": 10,
+        "layers": [
+            {"type": "ChannelAffine", "num_features": 2},
+            {"type": "Flatten"},
+            {"type": "Linear", "in_features": 32, "out_features": 10},
+        ],
+    }
+    affine = parse_architecture(document).build()[0]
+    images = torch.rand(3, 2, 4, 4)
+
+    # Then it passes images through unchanged, and once set, scales and shifts channel by channel
+    torch.testing.assert_close(affine(images), images)
+    with torch.no_grad():
+        affine.weight.copy_(torch.tensor([2.0, -1.0]))
+        affine.bias.copy_(torch.tensor([0.5, 0.0]))
+    expected = torch.stack([images[:, 0] * 2.0 + 0.5, -images[:, 1]], dim=1)
+    torch.testing.assert_close(affine(images), expected)
+
+
 def test_an_unflattened_image_output_is_refused_even_with_num_classes_channels() -> None:
     # Given a conv whose output has 10 channels but is still (10, 1, 1) per sample
     document = {

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import warnings
+from pathlib import Path
 
 import numpy as np
 import onnxruntime
 import pytest
 import torch
 from onnx import TensorProto, helper
+from safetensors.numpy import load_file
 
 from cohort.domain.architecture import parse_architecture
 from cohort.domain.errors import InvalidInput
@@ -89,6 +91,55 @@ def test_a_channels_last_keras_style_cnn_imports_with_its_layout_and_padding() -
     assert converted.layers[1]["padding"] == 1
     logits, reference = _outputs(module, data, (8, 8, 8, 1), seed=4)
     np.testing.assert_allclose(logits.softmax(dim=1).numpy(), reference, rtol=1e-5, atol=1e-6)
+
+
+KERAS_EXPORTS = Path(__file__).parents[1] / "fixtures" / "keras_onnx"
+
+
+@pytest.mark.parametrize(
+    ("name", "layers"),
+    [
+        pytest.param(
+            "cnn_flatten",
+            [
+                *("Permute", "Conv2d", "ReLU", "ChannelAffine", "MaxPool2d", "Permute", "Flatten"),
+                *("Linear", "Tanh", "Linear"),
+            ],
+            id="cnn-batchnorm-flatten",
+        ),
+        pytest.param(
+            "cnn_gap",
+            ["Permute", "Conv2d", "ReLU", "Conv2d", "ReLU", "GlobalAvgPool2d", "Flatten", "Linear"],
+            id="cnn-global-average",
+        ),
+        pytest.param(
+            "rgb_rescaled",
+            [
+                *("ChannelAffine", "Permute", "Conv2d", "ReLU", "AvgPool2d", "Conv2d", "Sigmoid"),
+                *("GlobalMaxPool2d", "Flatten", "Linear", "Tanh", "Linear"),
+            ],
+            id="rgb-rescaling-global-max",
+        ),
+        pytest.param("mlp", ["Linear", "ReLU", "Linear"], id="mlp"),
+    ],
+)
+def test_keras_models_exported_by_tf2onnx_compute_what_keras_computes(name: str, layers: list[str]) -> None:
+    # Given a Keras model as tf2onnx exports it, and what Keras computed for 16 inputs
+    # (tests/fixtures/keras_onnx/export.py wrote both)
+    data = (KERAS_EXPORTS / f"{name}.onnx").read_bytes()
+    expected = load_file(KERAS_EXPORTS / f"{name}.safetensors")
+
+    # When it is imported
+    converted = convert(data)
+    module, notes = _imported(data)
+
+    # Then its layers are the ones Keras had, channels-last input kept, and it computes what Keras does
+    assert [layer["type"] for layer in converted.layers] == layers
+    with torch.no_grad():
+        logits = module(torch.from_numpy(expected["inputs"]))
+    dropped_softmax = any("Softmax was dropped" in note for note in notes)
+    ours = logits.softmax(dim=1) if dropped_softmax else logits
+    np.testing.assert_allclose(ours.numpy(), expected["outputs"], rtol=1e-5, atol=1e-5)
 
 
 def test_reshape_dropout_and_scaled_gemm_in_float64_are_translated() -> None:
@@ -357,6 +408,43 @@ def test_convolutions_beyond_the_allow_list_are_refused(attributes: dict, proble
     graph.add("Flatten")
     model = graph.model(["batch", "features"])
     assert problem in _refused(model.SerializeToString())
+
+
+def test_arithmetic_with_per_channel_constants_becomes_channel_affine_layers() -> None:
+    # Given x - c, then c - x, then x / c on features, each constant one value per feature
+    graph = GraphBuilder(["batch", 4], seed=7)
+    graph.add("Sub", graph.weight("mean", (4,)))
+    graph.add("Sub", graph.weight("offset", (1, 4)), data_position=1)
+    graph.add("Div", graph.constant("scale", np.array([0.5, 2.0, -4.0, 1.5], dtype=np.float32)))
+    graph.add("Gemm", graph.weight("w", (3, 4)), transB=1)
+    data = graph.bytes(["batch", 3])
+
+    # When it is imported
+    module, _ = _imported(data)
+
+    # Then each became a per-channel affine layer, and together they compute what ONNX Runtime does
+    assert [type(layer).__name__ for layer in module] == ["PerChannelAffine"] * 3 + ["Linear"]
+    ours, reference = _outputs(module, data, (5, 4), seed=7)
+    np.testing.assert_allclose(ours.numpy(), reference, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("op", "constant", "data_position", "problem"),
+    [
+        pytest.param(
+            "Mul", (1, 2, 8, 8), 0, "shape [1, 2, 8, 8] is not one value per channel", id="full-map"
+        ),
+        pytest.param("Add", (8,), 0, "shape [8] is not one value per channel", id="last-axis"),
+        pytest.param("Div", (2, 1, 1), 1, "only x / constant is supported", id="constant-over-x"),
+    ],
+)
+def test_arithmetic_that_is_not_per_channel_is_refused(
+    op: str, constant: tuple[int, ...], data_position: int, problem: str
+) -> None:
+    graph = GraphBuilder(["batch", 2, 8, 8])
+    graph.add(op, graph.weight("c", constant), data_position=data_position)
+    graph.add("Flatten")
+    assert problem in _refused(graph.bytes(["batch", 128]))
 
 
 def test_a_transpose_that_moves_the_batch_axis_is_refused() -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 OPSET = 17
+# Keras models as tf2onnx exports them, with what Keras computes (written by export.py there).
+KERAS_EXPORTS = Path(__file__).parents[1] / "fixtures" / "keras_onnx"
 
 
 class GraphBuilder:

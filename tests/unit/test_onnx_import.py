@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import warnings
-from pathlib import Path
 
 import numpy as np
 import onnxruntime
@@ -21,6 +20,7 @@ from cohort.domain.weights import load_into
 from .onnx_models import (
     CHANNELS_LAST_LAYERS,
     CNN_LAYERS,
+    KERAS_EXPORTS,
     GraphBuilder,
     channels_last_cnn,
     cnn,
@@ -91,9 +91,6 @@ def test_a_channels_last_keras_style_cnn_imports_with_its_layout_and_padding() -
     assert converted.layers[1]["padding"] == 1
     logits, reference = _outputs(module, data, (8, 8, 8, 1), seed=4)
     np.testing.assert_allclose(logits.softmax(dim=1).numpy(), reference, rtol=1e-5, atol=1e-6)
-
-
-KERAS_EXPORTS = Path(__file__).parents[1] / "fixtures" / "keras_onnx"
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from cohort.datasets import digits
 from cohort.federated.simulator import simulate
 from cohort.local.platform import PlatformState
 from cohort.sdk.client import CohortError
-from tests.unit.onnx_models import CNN_LAYERS, KERAS_EXPORTS, GraphBuilder, cnn
+from tests.unit.onnx_models import CNN_LAYERS, EXPORTS, GraphBuilder, cnn
 
 from .scenario import Setting
 
@@ -56,7 +56,7 @@ def test_an_imported_onnx_model_is_ready_in_the_platform_format_and_can_be_evalu
 
 def _keras_cnn() -> bytes:
     """A Keras CNN for [batch, 8, 8, 1] with BatchNormalization, as tf2onnx exports it."""
-    return (KERAS_EXPORTS / "cnn_flatten.onnx").read_bytes()
+    return (EXPORTS / "keras_cnn_flatten.onnx").read_bytes()
 
 
 def test_a_keras_model_is_evaluated_on_digits_laid_out_as_it_takes_them(people) -> None:

@@ -9,8 +9,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 OPSET = 17
-# Keras models as tf2onnx exports them, with what Keras computes (written by export.py there).
-KERAS_EXPORTS = Path(__file__).parents[1] / "fixtures" / "keras_onnx"
+# Models as other tools export them, with what their framework computes (export_*.py wrote them).
+EXPORTS = Path(__file__).parents[1] / "fixtures" / "onnx_exports"
 
 
 class GraphBuilder:

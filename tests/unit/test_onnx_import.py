@@ -20,7 +20,7 @@ from cohort.domain.weights import load_into
 from .onnx_models import (
     CHANNELS_LAST_LAYERS,
     CNN_LAYERS,
-    KERAS_EXPORTS,
+    EXPORTS,
     GraphBuilder,
     channels_last_cnn,
     cnn,
@@ -97,46 +97,61 @@ def test_a_channels_last_keras_style_cnn_imports_with_its_layout_and_padding() -
     ("name", "layers"),
     [
         pytest.param(
-            "cnn_flatten",
+            "keras_cnn_flatten",
             [
                 *("Permute", "Conv2d", "ReLU", "ChannelAffine", "MaxPool2d", "Permute", "Flatten"),
                 *("Linear", "Tanh", "Linear"),
             ],
-            id="cnn-batchnorm-flatten",
+            id="keras-cnn-batchnorm-flatten",
         ),
         pytest.param(
-            "cnn_gap",
+            "keras_cnn_gap",
             ["Permute", "Conv2d", "ReLU", "Conv2d", "ReLU", "GlobalAvgPool2d", "Flatten", "Linear"],
-            id="cnn-global-average",
+            id="keras-cnn-global-average",
         ),
         pytest.param(
-            "rgb_rescaled",
+            "keras_rgb_rescaled",
             [
                 *("ChannelAffine", "Permute", "Conv2d", "ReLU", "AvgPool2d", "Conv2d", "Sigmoid"),
                 *("GlobalMaxPool2d", "Flatten", "Linear", "Tanh", "Linear"),
             ],
-            id="rgb-rescaling-global-max",
+            id="keras-rgb-rescaling-global-max",
         ),
-        pytest.param("mlp", ["Linear", "ReLU", "Linear"], id="mlp"),
+        pytest.param("keras_mlp", ["Linear", "ReLU", "Linear"], id="keras-mlp"),
+        pytest.param(
+            "torch_cnn",
+            ["Conv2d", "ReLU", "MaxPool2d", "Flatten", "Linear", "GELU", "Linear"],
+            id="torch-dynamo-cnn-folded-batchnorm",
+        ),
+        pytest.param(
+            "torch_gap",
+            ["Conv2d", "ReLU", "GlobalAvgPool2d", "Flatten", "Linear"],
+            id="torch-dynamo-reducemean",
+        ),
+        pytest.param("torch_mlp", ["Flatten", "Linear", "Tanh", "Linear"], id="torch-dynamo-mlp-logsoftmax"),
     ],
 )
-def test_keras_models_exported_by_tf2onnx_compute_what_keras_computes(name: str, layers: list[str]) -> None:
-    # Given a Keras model as tf2onnx exports it, and what Keras computed for 16 inputs
-    # (tests/fixtures/keras_onnx/export.py wrote both)
-    data = (KERAS_EXPORTS / f"{name}.onnx").read_bytes()
-    expected = load_file(KERAS_EXPORTS / f"{name}.safetensors")
+def test_models_exported_by_keras_and_pytorch_compute_what_their_framework_computes(
+    name: str, layers: list[str]
+) -> None:
+    # Given a model as tf2onnx or PyTorch's default exporter writes it, and what its framework
+    # computed for 16 inputs (tests/fixtures/onnx_exports/export_*.py wrote both)
+    data = (EXPORTS / f"{name}.onnx").read_bytes()
+    expected = load_file(EXPORTS / f"{name}.safetensors")
 
     # When it is imported
     converted = convert(data)
     module, notes = _imported(data)
 
-    # Then its layers are the ones Keras had, channels-last input kept, and it computes what Keras does
+    # Then its layers are the ones the model had, its input layout kept, and it computes the same
     assert [layer["type"] for layer in converted.layers] == layers
     with torch.no_grad():
         logits = module(torch.from_numpy(expected["inputs"]))
-    dropped_softmax = any("Softmax was dropped" in note for note in notes)
-    ours = logits.softmax(dim=1) if dropped_softmax else logits
-    np.testing.assert_allclose(ours.numpy(), expected["outputs"], rtol=1e-5, atol=1e-5)
+    if any("final Softmax was dropped" in note for note in notes):
+        logits = logits.softmax(dim=1)
+    elif any("final LogSoftmax was dropped" in note for note in notes):
+        logits = logits.log_softmax(dim=1)
+    np.testing.assert_allclose(logits.numpy(), expected["outputs"], rtol=1e-5, atol=1e-5)
 
 
 def test_reshape_dropout_and_scaled_gemm_in_float64_are_translated() -> None:

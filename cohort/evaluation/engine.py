@@ -48,6 +48,26 @@ def pick_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+# The process-wide settings that decide how float32 kernels compute: (owner, attribute) pairs.
+_NUMERICS = (
+    (torch.backends.cudnn.conv, "fp32_precision"),
+    (torch.backends.cuda.matmul, "fp32_precision"),
+    (torch.backends.cudnn, "deterministic"),
+    (torch.backends.cudnn, "benchmark"),
+)
+_EXACT = ("ieee", "ieee", True, False)
+
+
+def numerics() -> tuple[object, ...]:
+    """The kernel settings in force, in the order of ``_NUMERICS``."""
+    return tuple(getattr(owner, name) for owner, name in _NUMERICS)
+
+
+def set_numerics(values: tuple[object, ...]) -> None:
+    for (owner, name), value in zip(_NUMERICS, values, strict=True):
+        setattr(owner, name, value)
+
+
 @contextmanager
 def exact_numerics() -> Iterator[None]:
     """Full float32 and deterministic kernels while an evaluation runs, then the settings as they were.
@@ -56,24 +76,12 @@ def exact_numerics() -> Iterator[None]:
     success at the margin away from the CPU's, and may pick kernels whose backward pass differs run to
     run, so the same seed would not give the same report. On the CPU these settings change nothing.
     """
-    backends = torch.backends
-    saved = (
-        backends.cudnn.conv.fp32_precision,
-        backends.cuda.matmul.fp32_precision,
-        backends.cudnn.deterministic,
-        backends.cudnn.benchmark,
-    )
-    backends.cudnn.conv.fp32_precision = backends.cuda.matmul.fp32_precision = "ieee"
-    backends.cudnn.deterministic, backends.cudnn.benchmark = True, False
+    saved = numerics()
+    set_numerics(_EXACT)
     try:
         yield
     finally:
-        (
-            backends.cudnn.conv.fp32_precision,
-            backends.cuda.matmul.fp32_precision,
-            backends.cudnn.deterministic,
-            backends.cudnn.benchmark,
-        ) = saved
+        set_numerics(saved)
 
 
 @contextmanager

@@ -43,20 +43,11 @@ def test_the_evaluator_takes_the_gpu_when_there_is_one(
     assert engine.pick_device() == torch.device(device)
 
 
-def _numerics() -> tuple:
-    backends = torch.backends
-    return (
-        backends.cudnn.conv.fp32_precision,
-        backends.cuda.matmul.fp32_precision,
-        backends.cudnn.deterministic,
-        backends.cudnn.benchmark,
-    )
-
-
 def test_an_evaluation_runs_in_full_float32_with_deterministic_kernels_and_restores_the_settings() -> None:
     # Given a process whose cuDNN settings favour speed, as they are by default on a GPU
-    backends, before = torch.backends, _numerics()
-    backends.cudnn.conv.fp32_precision, backends.cudnn.benchmark = "tf32", True
+    before = engine.numerics()
+    torch.backends.cudnn.conv.fp32_precision, torch.backends.cudnn.benchmark = "tf32", True
+    fast = engine.numerics()
     seen = []
     try:
         # When an evaluation runs, reporting its progress
@@ -65,19 +56,14 @@ def test_an_evaluation_runs_in_full_float32_with_deterministic_kernels_and_resto
             digits_test(60),
             SPEC,
             device=torch.device("cpu"),
-            progress=lambda _: seen.append(_numerics()),
+            progress=lambda _: seen.append(engine.numerics()),
         )
 
-        # Then throughout it, kernels were full float32 (no TF32) and deterministic,
-        # so a GPU gives the CPU's numbers and the same seed the same report
+        # Then throughout it, convolutions and matrix products were full float32 (no TF32) and
+        # cuDNN deterministic, so a GPU gives the CPU's numbers and the same seed the same report
         assert seen
         assert set(seen) == {("ieee", "ieee", True, False)}
         # And afterwards the process has its own settings back
-        assert (backends.cudnn.conv.fp32_precision, backends.cudnn.benchmark) == ("tf32", True)
+        assert engine.numerics() == fast
     finally:
-        (
-            backends.cudnn.conv.fp32_precision,
-            backends.cuda.matmul.fp32_precision,
-            backends.cudnn.deterministic,
-            backends.cudnn.benchmark,
-        ) = before
+        engine.set_numerics(before)

@@ -7,7 +7,7 @@ memory is allocated.
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -24,8 +24,18 @@ KernelSize = Annotated[int, Field(ge=1, le=31)]
 
 class _Layer(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    # Layers over images say so: torch would read a 3-D input as one unbatched image.
-    takes_images: ClassVar[bool] = False
+
+    def input_problem(self, shape: torch.Size) -> str | None:
+        """Why the layer cannot take a batch of ``shape``, where torch's own message would mislead."""
+        return None
+
+
+class _ImageLayer(_Layer):
+    def input_problem(self, shape: torch.Size) -> str | None:
+        # torch would read a 3-D input as one unbatched image, its batch axis as channels.
+        if len(shape) != 4:
+            return f"takes images [channels, height, width], not input of shape {list(shape[1:])}"
+        return None
 
 
 class Linear(_Layer):
@@ -38,8 +48,7 @@ class Linear(_Layer):
         return nn.Linear(self.in_features, self.out_features, bias=self.bias)
 
 
-class Conv2d(_Layer):
-    takes_images: ClassVar[bool] = True
+class Conv2d(_ImageLayer):
     type: Literal["Conv2d"]
     in_channels: PositiveInt
     out_channels: PositiveInt
@@ -59,8 +68,7 @@ class Conv2d(_Layer):
         )
 
 
-class MaxPool2d(_Layer):
-    takes_images: ClassVar[bool] = True
+class MaxPool2d(_ImageLayer):
     type: Literal["MaxPool2d"]
     kernel_size: KernelSize
     stride: Annotated[int, Field(ge=1, le=16)] | None = None
@@ -69,8 +77,7 @@ class MaxPool2d(_Layer):
         return nn.MaxPool2d(self.kernel_size, stride=self.stride)
 
 
-class AvgPool2d(_Layer):
-    takes_images: ClassVar[bool] = True
+class AvgPool2d(_ImageLayer):
     type: Literal["AvgPool2d"]
     kernel_size: KernelSize
     stride: Annotated[int, Field(ge=1, le=16)] | None = None
@@ -79,10 +86,9 @@ class AvgPool2d(_Layer):
         return nn.AvgPool2d(self.kernel_size, stride=self.stride)
 
 
-class _GlobalPool(_Layer):
+class _GlobalPool(_ImageLayer):
     """Pools each channel of ``[batch, C, H, W]`` to one value, giving ``[batch, C, 1, 1]``."""
 
-    takes_images: ClassVar[bool] = True
     type: Literal["GlobalAvgPool2d", "GlobalMaxPool2d"]
 
     def build(self) -> nn.Module:
@@ -123,6 +129,11 @@ class ChannelAffine(_Layer):
     type: Literal["ChannelAffine"]
     num_features: PositiveInt
     bias: bool = True
+
+    def input_problem(self, shape: torch.Size) -> str | None:
+        if len(shape) < 2 or shape[1] != self.num_features:
+            return f"scales {self.num_features} channels; its input has shape {list(shape[1:])}"
+        return None
 
     def build(self) -> nn.Module:
         return PerChannelAffine(self.num_features, self.bias)
@@ -221,11 +232,9 @@ class ArchitectureSpec(BaseModel):
         x = torch.empty([batch, *self.input_shape])
         for position, layer in enumerate(module):
             kind = self.layers[position].type
-            if self.layers[position].takes_images and x.dim() != 4:
-                raise ValueError(
-                    f"layer {position} ({kind}) takes images [channels, height, width], "
-                    f"not input of shape {list(x.shape[1:])}"
-                )
+            problem = self.layers[position].input_problem(x.shape)
+            if problem:
+                raise ValueError(f"layer {position} ({kind}) {problem}")
             try:
                 x = layer(x)
             except (RuntimeError, ValueError, IndexError) as exc:

@@ -43,6 +43,19 @@ MLP = {
 MISMATCHES = [
     pytest.param(
         {
+            "input_shape": [2, 8, 8],
+            "num_classes": 10,
+            "layers": [
+                {"type": "ChannelAffine", "num_features": 3},
+                {"type": "Flatten"},
+                {"type": "Linear", "in_features": 128, "out_features": 10},
+            ],
+        },
+        "layer 0 (ChannelAffine) scales 3 channels; its input has shape [2, 8, 8]",
+        id="channel-affine-features",
+    ),
+    pytest.param(
+        {
             "input_shape": [64],
             "num_classes": 10,
             "layers": [

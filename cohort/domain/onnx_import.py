@@ -17,7 +17,7 @@ refused with the node's name and op, and what to change.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +27,7 @@ from onnx import helper, numpy_helper, shape_inference
 from onnx.external_data_helper import uses_external_data
 
 from cohort.domain.errors import InvalidInput
+from cohort.domain.onnx_patterns import fuse_written_out_gelus
 from cohort.domain.onnx_shapes import SHAPE_OPS, ShapeArithmetic, reshaped
 
 SUPPORTED_OPS = (
@@ -98,7 +99,13 @@ def convert(data: bytes) -> Converted:
     constants = {tensor.name: numpy_helper.to_array(tensor) for tensor in model.graph.initializer}
     skeleton = _skeleton(model)
     del model
-    return _Translation(skeleton, constants, _inferred_shapes(skeleton)).run()
+    gelus = _fuse_gelus(skeleton, constants)
+    converted = _Translation(skeleton, constants, _inferred_shapes(skeleton, gelus)).run()
+    if gelus:
+        converted.notes.append(
+            f"{len(gelus)} GELU written out as arithmetic, as TensorFlow exports it, became GELU layers"
+        )
+    return converted
 
 
 def _parse(data: bytes) -> onnx.ModelProto:
@@ -141,8 +148,28 @@ def _skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
     )
 
 
-def _inferred_shapes(model: onnx.ModelProto) -> dict[str, Dims]:
-    """Every value's shape, by ONNX shape inference in strict mode."""
+def _fuse_gelus(skeleton: onnx.ModelProto, constants: dict[str, np.ndarray]) -> set[str]:
+    """Fuses written-out GELUs into Gelu nodes, in place; returns their outputs' names."""
+    graph = skeleton.graph
+    values = dict(constants)
+    for node in graph.node:
+        if node.op_type == "Constant" and [a.name for a in node.attribute] == ["value"]:
+            values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    nodes, fused = fuse_written_out_gelus(list(graph.node), values)
+    if fused:
+        del graph.node[:]
+        graph.node.extend(nodes)
+    return fused
+
+
+def _inferred_shapes(model: onnx.ModelProto, shape_preserving: Set[str] = frozenset()) -> dict[str, Dims]:
+    """Every value's shape, by ONNX shape inference in strict mode.
+
+    The nodes that output ``shape_preserving`` are inferred as Identity: fused GELUs, which ONNX
+    defines only from opset 20 on, whatever opset the rest of the graph is in.
+    """
+    if shape_preserving:
+        model = _with_identities(model, shape_preserving)
     try:
         inferred = shape_inference.infer_shapes(model, check_type=True, strict_mode=True).graph
     except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, RuntimeError) as exc:
@@ -151,6 +178,18 @@ def _inferred_shapes(model: onnx.ModelProto) -> dict[str, Dims]:
     return {
         value.name: _shape_of(value) for value in (*inferred.input, *inferred.value_info, *inferred.output)
     }
+
+
+def _with_identities(model: onnx.ModelProto, outputs: Set[str]) -> onnx.ModelProto:
+    """A copy of the weight-free model with the nodes that write ``outputs`` made Identity."""
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    for node in copy.graph.node:
+        if node.output[0] in outputs:
+            node.op_type = "Identity"
+            del node.input[1:]
+            del node.attribute[:]
+    return copy
 
 
 def _reshape_as_layer(batch: int, features: list[int], result: list[int]) -> tuple[str, tuple] | None:

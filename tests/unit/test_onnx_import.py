@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import onnxruntime
@@ -118,6 +119,7 @@ def test_a_channels_last_keras_style_cnn_imports_with_its_layout_and_padding() -
             id="keras-rgb-rescaling-global-max",
         ),
         pytest.param("keras_mlp", ["Linear", "ReLU", "Linear"], id="keras-mlp"),
+        pytest.param("keras_gelu_mlp", ["Linear", "GELU", "Linear"], id="keras-written-out-gelu"),
         pytest.param(
             "torch_cnn",
             ["Conv2d", "ReLU", "MaxPool2d", "Flatten", "Linear", "GELU", "Linear"],
@@ -457,6 +459,47 @@ def test_arithmetic_that_is_not_per_channel_is_refused(
     graph.add(op, graph.weight("c", constant), data_position=data_position)
     graph.add("Flatten")
     assert problem in _refused(graph.bytes(["batch", 128]))
+
+
+def _written_out_gelu(half: float = 0.5, extra_reader: bool = False) -> bytes:
+    """x -> 0.5 * x * erfc(-x / sqrt(2)), as tf2onnx writes GELU, between two Linear layers."""
+    graph = GraphBuilder(["batch", 4], seed=8)
+    x = graph.add("Gemm", graph.weight("w1", (6, 4)), transB=1)
+    graph.node(helper.make_node("Mul", [x, graph.constant("half", np.array(half, np.float32))], ["halved"]))
+    graph.node(helper.make_node("Neg", [x], ["negated"]))
+    scale = graph.constant("rsqrt2", np.array(1 / np.sqrt(2), np.float32))
+    graph.node(helper.make_node("Mul", ["negated", scale], ["scaled"]))
+    graph.node(helper.make_node("Erfc", ["scaled"], ["tail"]))
+    graph.node(helper.make_node("Mul", ["halved", "tail"], ["gelu"]))
+    graph.current = "gelu"
+    if extra_reader:  # the halved input is read again: fusing would lose it
+        graph.node(helper.make_node("Add", ["gelu", "halved"], ["both"]))
+        graph.current = "both"
+    graph.add("Gemm", graph.weight("w2", (3, 6)), transB=1)
+    return graph.model(["batch", 3], checked=False).SerializeToString()  # Erfc is tf2onnx's own
+
+
+def test_a_gelu_written_out_as_arithmetic_is_fused_into_one_layer() -> None:
+    converted = convert(_written_out_gelu())
+    assert [layer["type"] for layer in converted.layers] == ["Linear", "GELU", "Linear"]
+    assert converted.notes == [
+        "1 GELU written out as arithmetic, as TensorFlow exports it, became GELU layers"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("graph", "problem"),
+    [
+        pytest.param(
+            lambda: _written_out_gelu(half=0.25), "not the previous layer's output", id="other-constant"
+        ),
+        pytest.param(
+            lambda: _written_out_gelu(extra_reader=True), "not the previous layer's output", id="read-again"
+        ),
+    ],
+)
+def test_arithmetic_that_only_resembles_a_gelu_is_not_fused(graph: Callable[[], bytes], problem: str) -> None:
+    assert problem in _refused(graph())
 
 
 def test_a_transpose_that_moves_the_batch_axis_is_refused() -> None:

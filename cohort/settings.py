@@ -7,13 +7,20 @@ region or secret.
 
 from __future__ import annotations
 
+import re
 from functools import cache
+from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cohort.catalogue import Catalogue
+
+# The dashboard as `make website` builds it, in the checkout this package runs from.
+DEFAULT_WEBSITE_DIR = Path(__file__).resolve().parents[1] / "website" / "dist"
+# An origin is a scheme and a host, with a port at most: no path, and no wildcard.
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 
 
 class Settings(BaseSettings):
@@ -59,6 +66,26 @@ class Settings(BaseSettings):
     onnx_import_wall_seconds: float = Field(120.0, gt=0)
     max_concurrent_imports: int = Field(1, ge=1, le=16)
     presigned_url_ttl_seconds: int = Field(900, ge=60, le=43_200)
+
+    # Browser origins that may call the orchestrator (and, locally, the Cognito bridge): the
+    # dashboard's. Exact origins only; none by default, so no browser reaches the API cross-origin.
+    allowed_origins: list[str] = Field(default_factory=list)
+
+    # The local website server (cohort/local/website.py): the built dashboard, and the API and
+    # Cognito endpoints its config.json points the browser at.
+    website_dir: str = str(DEFAULT_WEBSITE_DIR)
+    website_api_url: str = ""
+    website_cognito_endpoint: str = ""
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _exact_origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            if not _ORIGIN.match(origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin: give scheme://host[:port], without path or wildcard"
+                )
+        return origins
 
     @property
     def catalogue(self) -> Catalogue:

@@ -236,6 +236,8 @@ class RoundRecord(_Record):
     opened_at = UTCDateTimeAttribute(default=utcnow)
     deadline = UTCDateTimeAttribute()
     closed_at = UTCDateTimeAttribute(null=True)
+    # Written when the round closes; while it is open, its attempt's participations say them.
+    devices = NumberAttribute(null=True)  # admitted to the last attempt
     reports = NumberAttribute(default=0)
     samples = NumberAttribute(default=0)
     loss = NumberAttribute(null=True)  # sample-weighted means of what devices reported

@@ -261,6 +261,7 @@ class FederatedNode:
         checkpoint = self._store.write_checkpoint(state.number, self._global_weights)
         self._store.complete_round(
             self._record,
+            devices=len(state.assignments),
             reports=tally.fedavg.reports,
             samples=samples,
             loss=tally.loss_sum / samples,
@@ -281,7 +282,7 @@ class FederatedNode:
         reports, quorum = len(state.reported), state.policy.min_reports
         reason = f"quorum not met by the deadline: {reports} of {quorum} reports needed"
         final = state.attempt >= self._server_config.max_round_attempts
-        self._store.fail_attempt(self._record, reason, final=final)
+        self._store.fail_attempt(self._record, reason, devices=len(state.assignments), final=final)
         ROUNDS.labels("failed").inc()
         log.warning("round %s attempt %s failed: %s", state.number, state.attempt, reason)
         if final:

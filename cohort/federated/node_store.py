@@ -144,6 +144,7 @@ class NodeStore:
         self,
         record: RoundRecord,
         *,
+        devices: int,
         reports: int,
         samples: int,
         loss: float,
@@ -154,6 +155,7 @@ class NodeStore:
             actions=[
                 RoundRecord.status.set(RoundStatus.COMPLETED),
                 RoundRecord.closed_at.set(utcnow()),
+                RoundRecord.devices.set(devices),
                 RoundRecord.reports.set(reports),
                 RoundRecord.samples.set(samples),
                 RoundRecord.loss.set(loss),
@@ -162,11 +164,16 @@ class NodeStore:
             ]
         )
 
-    def fail_attempt(self, record: RoundRecord, reason: str, *, final: bool) -> None:
+    def fail_attempt(self, record: RoundRecord, reason: str, *, devices: int, final: bool) -> None:
+        """Record a failed attempt; ``devices`` (admitted to it) is kept when it was the last one."""
         failure = RoundAttemptFailure(attempt=record.attempt, reason=reason, failed_at=utcnow())
         actions = [RoundRecord.failures.set(RoundRecord.failures.append([failure]))]
         if final:
-            actions += [RoundRecord.status.set(RoundStatus.FAILED), RoundRecord.closed_at.set(utcnow())]
+            actions += [
+                RoundRecord.status.set(RoundStatus.FAILED),
+                RoundRecord.closed_at.set(utcnow()),
+                RoundRecord.devices.set(devices),
+            ]
         record.update(actions=actions)
 
     # -- participations ---------------------------------------------------------------

@@ -73,8 +73,13 @@ class CohortClient:
     def revoke_api_key(self, dataset_id: str, key_id: str) -> dict:
         return self._request("DELETE", f"/v1/datasets/{dataset_id}/api-keys/{key_id}")
 
-    def datasets(self) -> list[dict]:
-        return self._request("GET", "/v1/datasets")
+    def dataset_jobs(self, dataset_id: str) -> list[dict]:
+        """The training jobs on your app's devices, newest first: their status and rounds, not their model."""
+        return self._request("GET", f"/v1/datasets/{dataset_id}/jobs")
+
+    def datasets(self, *, mine: bool = False) -> list[dict]:
+        """Every dataset to train on; with ``mine``, the ones this app developer registered."""
+        return self._request("GET", "/v1/datasets", params={"mine": mine} if mine else None)
 
     def dataset(self, dataset_id: str) -> dict:
         return self._request("GET", f"/v1/datasets/{dataset_id}")

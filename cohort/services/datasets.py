@@ -130,14 +130,27 @@ def browse() -> list[DatasetView]:
     return views
 
 
+def owned(owner: Principal, dataset_id: str) -> DatasetRecord:
+    """A dataset, for the app developer who registered it; another's answers 404, a scientist 403."""
+    owner.require(Group.APP_DEVELOPERS)
+    return owned_record(DatasetRecord, dataset_id, owner, "dataset")
+
+
+def registered_by(developer: Principal) -> list[DatasetView]:
+    """The datasets an app developer registered, newest first, through the owner index."""
+    developer.require(Group.APP_DEVELOPERS)
+    return [
+        DatasetView.of(r) for r in DatasetRecord.by_owner.query(developer.user_id, scan_index_forward=False)
+    ]
+
+
 def hash_api_key(api_key: str) -> str:
     # Keys are 256 random bits, so a fast hash is enough: there is nothing to brute-force.
     return hashlib.sha256(api_key.encode()).hexdigest()
 
 
 def create_api_key(owner: Principal, dataset_id: str) -> ApiKeyCreated:
-    owner.require(Group.APP_DEVELOPERS)
-    owned_record(DatasetRecord, dataset_id, owner, "dataset")
+    owned(owner, dataset_id)
     api_key = "ck_" + secrets.token_urlsafe(32)
     key_id = uuid.uuid4().hex[:12]
     ApiKeyRecord(hash_api_key(api_key), key_id=key_id, dataset_id=dataset_id, owner_id=owner.user_id).save()
@@ -145,15 +158,13 @@ def create_api_key(owner: Principal, dataset_id: str) -> ApiKeyCreated:
 
 
 def list_api_keys(owner: Principal, dataset_id: str) -> list[ApiKeyView]:
-    owner.require(Group.APP_DEVELOPERS)
-    owned_record(DatasetRecord, dataset_id, owner, "dataset")
+    owned(owner, dataset_id)
     return [ApiKeyView.of(r) for r in ApiKeyRecord.by_dataset.query(dataset_id, scan_index_forward=False)]
 
 
 def revoke_api_key(owner: Principal, dataset_id: str, key_id: str) -> ApiKeyView:
     """From now on the key gets no device token; tokens issued before live out their short TTL."""
-    owner.require(Group.APP_DEVELOPERS)
-    owned_record(DatasetRecord, dataset_id, owner, "dataset")
+    owned(owner, dataset_id)
     for record in ApiKeyRecord.by_dataset.query(dataset_id, filter_condition=ApiKeyRecord.key_id == key_id):
         record.update(actions=[ApiKeyRecord.revoked.set(True)])
         return ApiKeyView.of(record)

@@ -1,12 +1,13 @@
-"""HTTP glue shared by the orchestrator and the FL node.
+"""HTTP glue shared by the orchestrator, the FL node and the local platform's servers.
 
 Domain errors become status codes here and nowhere else; request bodies have
-a hard size limit; every app serves Prometheus metrics.
+a hard size limit; every app serves Prometheus metrics; browsers are let in
+from the listed origins only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from time import perf_counter
 from typing import Annotated, TypeVar
 
@@ -15,7 +16,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import Counter, Histogram, make_asgi_app
+from starlette.applications import Starlette
 from starlette.datastructures import Headers
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cohort.domain.errors import CohortError, Unauthorized
@@ -24,6 +27,9 @@ REQUESTS = Counter("cohort_http_requests_total", "HTTP requests", ["service", "m
 LATENCY = Histogram("cohort_http_request_seconds", "HTTP request latency", ["service", "method", "route"])
 
 Caller = TypeVar("Caller")
+
+# Browsers cache a preflight this long (Chromium caps it at 2 hours), so polling the API costs one request.
+CORS_MAX_AGE_SECONDS = 7200
 
 bearer_scheme = HTTPBearer(auto_error=False, description="Cognito ID token or device token")
 
@@ -117,3 +123,30 @@ def configure(app: FastAPI, service: str, max_body_bytes: int) -> None:
         return response
 
     app.mount("/metrics", make_asgi_app())
+
+
+def allow_cross_origin(
+    app: Starlette,
+    origins: Sequence[str],
+    *,
+    methods: Sequence[str],
+    headers: Sequence[str],
+    expose_headers: Sequence[str] = (),
+) -> None:
+    """Answer CORS for exactly ``origins``; any other origin gets no Access-Control-Allow-Origin.
+
+    Added last, so it wraps every other middleware: error responses (401, 404, 413, 422...)
+    carry the header too, and the browser lets the page read why a call failed. No credentials:
+    callers authenticate with a bearer header, never a cookie.
+    """
+    if not origins:
+        return
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(origins),
+        allow_methods=list(methods),
+        allow_headers=list(headers),
+        expose_headers=list(expose_headers),
+        allow_credentials=False,
+        max_age=CORS_MAX_AGE_SECONDS,
+    )

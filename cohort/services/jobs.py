@@ -13,8 +13,12 @@ from cohort.domain.records import (
     OPEN_JOB_STATUSES,
     JobStatus,
     ModelStatus,
+    ParticipationRecord,
+    ParticipationStatus,
     RoundRecord,
+    RoundStatus,
     TrainingJobRecord,
+    attempt_prefix,
     utcnow,
 )
 from cohort.domain.training import ClientConfig, ServerConfig
@@ -43,7 +47,11 @@ class RoundView(BaseModel):
     round: int
     status: str
     attempt: int
-    reports: int
+    devices: int | None = Field(
+        description="Devices admitted to the round's attempt: live while the round is open; once it has "
+        "closed, those of its last attempt (null for rounds closed before this was recorded)"
+    )
+    reports: int = Field(description="Reports counted: live while the round is open")
     samples: int
     loss: float | None
     accuracy: float | None
@@ -57,6 +65,7 @@ class RoundView(BaseModel):
             round=int(record.round_number),
             status=record.status,
             attempt=int(record.attempt),
+            devices=None if record.devices is None else int(record.devices),
             reports=int(record.reports),
             samples=int(record.samples),
             loss=record.loss,
@@ -103,6 +112,43 @@ class JobView(BaseModel):
             updated_at=record.updated_at.isoformat(),
             rounds=rounds or [],
         )
+
+
+class DatasetJobView(BaseModel):
+    """What the app developer sees of a job on their app's devices: its progress, not the
+    scientist's model or configuration."""
+
+    job_id: str
+    status: JobStatus
+    status_reason: str | None
+    current_round: int
+    total_rounds: int
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def of(cls, record: TrainingJobRecord) -> DatasetJobView:
+        return cls(
+            job_id=record.job_id,
+            status=JobStatus(record.status),
+            status_reason=record.status_reason,
+            current_round=int(record.current_round),
+            total_rounds=ServerConfig.model_validate(record.server_config).rounds,
+            created_at=record.created_at.isoformat(),
+            updated_at=record.updated_at.isoformat(),
+        )
+
+
+# All the dataset's jobs view reads of a job: the scientist's model and client config stay unread.
+_DATASET_JOB_ATTRIBUTES = [
+    "job_id",
+    "status",
+    "status_reason",
+    "current_round",
+    "server_config",
+    "created_at",
+    "updated_at",
+]
 
 
 class OpenJob(BaseModel):
@@ -173,12 +219,42 @@ def owned(owner: Principal, job_id: str) -> TrainingJobRecord:
 
 def status(owner: Principal, job_id: str) -> JobView:
     record = owned(owner, job_id)
-    rounds = [RoundView.of(r) for r in RoundRecord.query(job_id, consistent_read=True)]
+    rounds = []
+    for round_record in RoundRecord.query(job_id, consistent_read=True):
+        view = RoundView.of(round_record)
+        if round_record.status == RoundStatus.OPEN:
+            # The node writes a round's counts only when it closes; the open one is read live.
+            view.devices, view.reports = _live_progress(
+                job_id, int(round_record.round_number), int(round_record.attempt)
+            )
+        rounds.append(view)
     return JobView.of(record, rounds)
+
+
+def _live_progress(job_id: str, round_number: int, attempt: int) -> tuple[int, int]:
+    """Devices admitted to the attempt and reports taken so far: one query over the attempt's slots."""
+    admitted = reported = 0
+    for slot in ParticipationRecord.query(
+        job_id,
+        ParticipationRecord.slot.startswith(attempt_prefix(round_number, attempt)),
+        consistent_read=True,
+        attributes_to_get=["status"],
+    ):
+        admitted += 1
+        reported += slot.status == ParticipationStatus.REPORTED
+    return admitted, reported
 
 
 def list_owned(owner: Principal) -> list[JobView]:
     return [JobView.of(r) for r in TrainingJobRecord.by_owner.query(owner.user_id, scan_index_forward=False)]
+
+
+def for_dataset(owner: Principal, dataset_id: str) -> list[DatasetJobView]:
+    """The jobs that train on the app's devices, newest first, for the app developer who registered it."""
+    datasets.owned(owner, dataset_id)
+    records = TrainingJobRecord.by_dataset_status.query(dataset_id, attributes_to_get=_DATASET_JOB_ATTRIBUTES)
+    # The index sorts by status; a dataset has few jobs, so they are ordered by age here.
+    return [DatasetJobView.of(r) for r in sorted(records, key=lambda record: record.created_at, reverse=True)]
 
 
 def download_trained(owner: Principal, job_id: str) -> storage.Download:

@@ -19,6 +19,7 @@ from cohort.catalogue import Group
 from cohort.datasets.schema import SampleFormat
 from cohort.domain.architecture import ArchitectureSpec
 from cohort.domain.records import bind_tables
+from cohort.evaluation.results import EvaluationResult
 from cohort.services import datasets, devices, evaluations, http, jobs, models, storage
 from cohort.services.auth import CognitoVerifier, DeviceIdentity, DeviceTokens, Principal
 from cohort.services.ecs_launcher import EcsLauncher
@@ -63,7 +64,37 @@ def create_app(launcher: Launcher | None = None) -> FastAPI:
         return Response("ok")
 
     http.configure(app, "orchestrator", max_body_bytes=settings.max_request_bytes)
+    _document_report_schema(app)
+    # The dashboard calls the API from its own origin (Amplify's domain; another loopback port locally).
+    http.allow_cross_origin(
+        app,
+        settings.allowed_origins,
+        methods=["GET", "POST", "DELETE"],
+        headers=["Authorization", "Content-Type"],
+    )
     return app
+
+
+def _document_report_schema(app: FastAPI) -> None:
+    """Publish the JSON report's schema with the API's, though S3 serves the report itself.
+
+    Clients typed from this document (the website's) then read reports through the same types.
+    """
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            document = build()
+            report = EvaluationResult.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas = document["components"]["schemas"]
+            parts = {**report.pop("$defs", {}), "EvaluationReport": report}
+            clashes = parts.keys() & schemas.keys()
+            if clashes:
+                raise RuntimeError(f"the report's schemas clash with the API's: {sorted(clashes)}")
+            schemas.update(parts)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def launcher_for(settings: Settings, log_dir: Path) -> Launcher:
@@ -134,8 +165,12 @@ def _people_routes(verifier: CognitoVerifier, launcher: Launcher) -> APIRouter:
         return models.ModelView.of(models.owned(caller, model_id))
 
     @people.get("/datasets", tags=["datasets"])
-    def browse_datasets(_: Person) -> list[datasets.DatasetView]:
-        return datasets.browse()
+    def browse_datasets(
+        caller: Person,
+        mine: Annotated[bool, Query(description="Only the datasets you registered (app developers)")] = False,
+    ) -> list[datasets.DatasetView]:
+        """Every dataset scientists may train on, newest first; with mine=true, your own apps'."""
+        return datasets.registered_by(caller) if mine else datasets.browse()
 
     @people.post("/datasets", status_code=201, tags=["datasets"])
     def register_dataset(body: datasets.DatasetRegistration, caller: Person) -> datasets.DatasetView:
@@ -173,6 +208,14 @@ def _people_routes(verifier: CognitoVerifier, launcher: Launcher) -> APIRouter:
     def revoke_api_key(dataset_id: str, key_id: str, caller: Person) -> datasets.ApiKeyView:
         """Revoke a key: its devices get no new tokens."""
         return datasets.revoke_api_key(caller, dataset_id, key_id)
+
+    @people.get("/datasets/{dataset_id}/jobs", tags=["datasets"])
+    def dataset_jobs(dataset_id: str, caller: Person) -> list[jobs.DatasetJobView]:
+        """The training jobs on the app's devices, newest first (the app developer who registered it).
+
+        Each job's progress only: the scientist's model and configuration are not shown.
+        """
+        return jobs.for_dataset(caller, dataset_id)
 
     @people.post("/jobs", status_code=201, tags=["training"])
     def start_training(body: jobs.TrainingRequest, caller: Scientist) -> jobs.JobView:
@@ -225,7 +268,10 @@ def _people_routes(verifier: CognitoVerifier, launcher: Launcher) -> APIRouter:
         caller: Scientist,
         fmt: Annotated[Literal["html", "json"], Query(alias="format", description="html or json")] = "html",
     ) -> storage.Download:
-        """A presigned URL for the report; 409 until the evaluation has completed."""
+        """A presigned URL for the report; 409 until the evaluation has completed.
+
+        The JSON report is an `EvaluationReport` (see this document's schemas).
+        """
         return evaluations.report(caller, evaluation_id, fmt)
 
     return people

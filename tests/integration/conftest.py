@@ -36,7 +36,7 @@ def setting(people) -> Setting:
     torch.manual_seed(0)
     weights = trainable_state(parse_architecture(TINY_MLP).build())
     model = scientist.create_model("tiny-mlp", TINY_MLP, weights)
-    return Setting(scientist, dataset["dataset_id"], api_key, model["model_id"], weights)
+    return Setting(scientist, dataset["dataset_id"], api_key, model["model_id"], weights, developer)
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,7 @@ class Setting:
     api_key: str
     model_id: str
     initial_weights: dict[str, torch.Tensor]
+    developer: CohortClient | None = None  # who registered the dataset
 
     def start(self, **server_config: object) -> dict:
         client_config = {"batch_size": 16, "learning_rate": 0.05, "local_epochs": 2, "momentum": 0.9}

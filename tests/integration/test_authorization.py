@@ -65,6 +65,7 @@ def test_the_route_list_covers_the_api(platform: PlatformState) -> None:
     assert ("POST", "/v1/models") in routes
     assert ("GET", "/v1/jobs/job_id/model") in routes
     assert ("GET", "/v1/devices/jobs") in routes
+    assert ("GET", "/v1/datasets/dataset_id/jobs") in routes
     assert len(routes) >= 12
 
 
@@ -169,6 +170,24 @@ def test_roles_are_enforced(people, setting: Setting) -> None:
     with pytest.raises(CohortError) as refused:
         developer.create_api_key(setting.dataset_id)
     assert refused.value.status == 404
+
+
+def test_only_the_developer_who_registered_a_dataset_sees_its_jobs(people, setting: Setting) -> None:
+    # Given a job on a developer's dataset
+    setting.start(rounds=1, min_reports=1, max_reports=1, round_deadline_seconds=1, max_round_attempts=1)
+    other_developer = people.client(Group.APP_DEVELOPERS)
+
+    # Then another developer is told it does not exist, as for the dataset's keys, and a scientist
+    # (who trains on the dataset but did not register it) is refused for the role
+    for client, status in ((other_developer, 404), (setting.scientist, 403)):
+        with pytest.raises(CohortError) as refused:
+            client.dataset_jobs(setting.dataset_id)
+        assert refused.value.status == status
+    with pytest.raises(CohortError) as refused:
+        other_developer.dataset_jobs("no-such-dataset")
+    assert refused.value.status == 404
+    # And the developer who registered it sees the job
+    assert len(setting.developer.dataset_jobs(setting.dataset_id)) == 1
 
 
 def test_the_trained_model_is_not_downloadable_before_completion(setting: Setting) -> None:

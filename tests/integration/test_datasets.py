@@ -143,3 +143,54 @@ def test_only_scientists_and_the_owner_get_a_sample(people) -> None:
     with pytest.raises(CohortError) as missing:
         other_developer.dataset(uuid.uuid4().hex)
     assert missing.value.status == 404
+
+
+def test_the_app_developer_sees_the_jobs_on_their_app_s_devices(setting) -> None:
+    # Given two training jobs on the developer's dataset, one after the other
+    quick = {"min_reports": 1, "max_reports": 1, "round_deadline_seconds": 1, "max_round_attempts": 1}
+    older = setting.start(rounds=2, **quick)
+    newer = setting.start(rounds=3, **quick)
+
+    # When the developer who registered the dataset lists its jobs
+    listed = setting.developer.dataset_jobs(setting.dataset_id)
+
+    # Then both are there, newest first, with their progress
+    assert [job["job_id"] for job in listed] == [newer["job_id"], older["job_id"]]
+    assert [job["total_rounds"] for job in listed] == [3, 2]
+    assert all(job["current_round"] == 1 for job in listed)
+    assert all(job["status"] in {"pending", "running", "failed"} for job in listed)
+    # and nothing of the scientist's model or configuration
+    assert all(
+        set(job)
+        == {"job_id", "status", "status_reason", "current_round", "total_rounds", "created_at", "updated_at"}
+        for job in listed
+    )
+
+
+def test_a_dataset_without_jobs_lists_none(people) -> None:
+    developer = people.client(Group.APP_DEVELOPERS)
+    dataset = developer.register_dataset("quiet-app", [{"name": "x", "type": "bool"}])
+
+    assert developer.dataset_jobs(dataset["dataset_id"]) == []
+
+
+def test_an_app_developer_lists_the_apps_they_registered_and_no_one_else_s(people) -> None:
+    # Given two app developers, each with an app
+    ada, grace = people.client(Group.APP_DEVELOPERS), people.client(Group.APP_DEVELOPERS)
+    mine = ada.register_dataset("ada-app", HEART_STUDY[:1])
+    theirs = grace.register_dataset("grace-app", HEART_STUDY[:1])
+
+    # When the first lists their own
+    listed = [dataset["dataset_id"] for dataset in ada.datasets(mine=True)]
+
+    # Then only their app is there, while browsing still shows every dataset
+    assert listed == [mine["dataset_id"]]
+    browsed = {dataset["dataset_id"] for dataset in ada.datasets()}
+    assert {mine["dataset_id"], theirs["dataset_id"]} <= browsed
+
+
+def test_a_scientist_has_no_apps_of_their_own(people) -> None:
+    scientist = people.client(Group.SCIENTISTS)
+    with pytest.raises(CohortError) as refused:
+        scientist.datasets(mine=True)
+    assert refused.value.status == 403

@@ -121,6 +121,36 @@ def test_a_replayed_report_is_counted_once(platform: PlatformState, setting: Set
     assert job["rounds"][0]["reports"] == 2
 
 
+def test_the_open_round_shows_its_devices_and_reports_as_they_come(
+    platform: PlatformState, setting: Setting
+) -> None:
+    # Given a round that needs three reports, and two devices admitted to it
+    job = setting.start(rounds=1, min_reports=3, max_reports=3, round_deadline_seconds=30)
+    devices = [Device(platform, setting.api_key, f"live-{i}") for i in range(3)]
+    node = devices[0].node_url(job["job_id"])
+    slots = [device.cycle(node).json() for device in devices[:2]]
+
+    # When one of them reports
+    assert devices[0].report(node, slots[0]["request_key"], encode(_zero_delta())).status_code == 202
+
+    # Then the round is still open, and its status counts two devices in and one report
+    (open_round,) = setting.scientist.job(job["job_id"])["rounds"]
+    assert (open_round["status"], open_round["devices"], open_round["reports"]) == ("open", 2, 1)
+    assert (open_round["samples"], open_round["loss"]) == (0, None)  # written when it closes
+
+    # And once a third device is in and all have reported, the closed round keeps its counts
+    slots.append(devices[2].cycle(node).json())
+    for device, slot in zip(devices[1:], slots[1:], strict=True):
+        assert device.report(node, slot["request_key"], encode(_zero_delta())).status_code == 202
+    (closed,) = _wait_for_status(setting, job["job_id"], {"completed"})["rounds"]
+    assert (closed["status"], closed["devices"], closed["reports"], closed["samples"]) == (
+        "completed",
+        3,
+        3,
+        30,
+    )
+
+
 @pytest.mark.parametrize(
     ("payload", "status", "message"),
     [

@@ -32,14 +32,16 @@ def up(
     home: Home = DEFAULT_HOME,
     emulator_port: Annotated[int | None, typer.Option(help="Default: a free port")] = None,
     port: Annotated[int | None, typer.Option(help="Orchestrator port; default: a free port")] = None,
+    website_port: Annotated[int | None, typer.Option(help="Dashboard port; default: a free port")] = None,
 ) -> None:
-    """Start the emulator, provision every resource and run the orchestrator, until Ctrl-C."""
+    """Start the emulator, provision every resource, run the orchestrator and serve the dashboard,
+    until Ctrl-C."""
     existing = PlatformState.load(home)
     if existing and is_alive(existing.pids.get("platform", -1)):
         raise typer.BadParameter(
             f"already running (pid {existing.pids['platform']}); run 'cohort down' first"
         )
-    platform = LocalPlatform(home, emulator_port, port)
+    platform = LocalPlatform(home, emulator_port, port, website_port)
     stop = False
 
     def request_stop(*_: object) -> None:
@@ -53,6 +55,9 @@ def up(
         typer.echo(f"emulator      {state.emulator_url}")
         typer.echo(f"orchestrator  {state.orchestrator_url}  (docs at /docs, metrics at /metrics)")
         typer.echo(f"user pool     {state.user_pool_id}, client {state.user_pool_client_id}")
+        _echo_dashboard(state)
+        if not state.website_url:
+            typer.echo(f"              ({platform.website_dir} has no index.html)")
         typer.echo(f"logs          {platform.log_dir}")
         typer.echo(f"outbox        {platform.outbox}  (every email sent, as .eml files)")
         typer.echo("Ctrl-C or 'cohort down' stops everything.")
@@ -61,6 +66,17 @@ def up(
     finally:
         platform.stop()
         typer.echo("stopped")
+
+
+def _echo_dashboard(state: PlatformState) -> None:
+    if state.website_url:
+        typer.echo(f"dashboard     {state.website_url}")
+        typer.echo(f"cognito       {state.cognito_url}  (sign-up codes arrive in the outbox)")
+    else:
+        typer.echo(
+            "dashboard     not built: build it with 'make website' (cd website && npm ci && npm run build), "
+            "then run 'cohort up' again"
+        )
 
 
 @app.command()
@@ -91,20 +107,19 @@ def status(home: Home = DEFAULT_HOME) -> None:
     if state is None:
         typer.echo("not running; start it with 'cohort up'")
         raise typer.Exit(1)
-    endpoints = {
-        "emulator": f"{state.emulator_url}/moto-api/",
-        "orchestrator": f"{state.orchestrator_url}/healthz",
+    # Each server's address, and where its health is read.
+    servers = {
+        "emulator": (state.emulator_url, f"{state.emulator_url}/moto-api/"),
+        "orchestrator": (state.orchestrator_url, f"{state.orchestrator_url}/healthz"),
+        "cognito-bridge": (state.cognito_url, f"{state.cognito_url}/healthz"),
+        "website": (state.website_url, state.website_url),
     }
     for name, pid in state.pids.items():
-        health = ""
-        if name in endpoints:
-            try:
-                health = "healthy" if httpx.get(endpoints[name], timeout=2).status_code < 500 else "unhealthy"
-            except httpx.TransportError:
-                health = "not answering"
+        url, health_url = servers.get(name, ("", ""))
+        health = _health(health_url) if url else ""
         alive = "running" if is_alive(pid) else "stopped"
-        url = {"emulator": state.emulator_url, "orchestrator": state.orchestrator_url}.get(name, "")
-        typer.echo(f"{name:<13} pid {pid:<8} {alive:<8} {health:<14} {url}")
+        typer.echo(f"{name:<14} pid {pid:<8} {alive:<8} {health:<14} {url}")
+    _echo_dashboard(state)
     typer.echo(
         f"user pool     {state.user_pool_id}, client {state.user_pool_client_id}, region {state.region}"
     )
@@ -112,6 +127,13 @@ def status(home: Home = DEFAULT_HOME) -> None:
         emails = len(list(Path(state.outbox).glob("*.eml")))
         typer.echo(f"outbox        {state.outbox}  ({emails} emails)")
     _show_fl_nodes(state)
+
+
+def _health(url: str) -> str:
+    try:
+        return "healthy" if httpx.get(url, timeout=2).status_code < 500 else "unhealthy"
+    except httpx.TransportError:
+        return "not answering"
 
 
 def _show_fl_nodes(state: PlatformState) -> None:

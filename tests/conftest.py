@@ -14,6 +14,8 @@ from cohort.local.accounts import create_confirmed_user
 from cohort.local.platform import LocalPlatform, PlatformState
 from cohort.sdk import CohortClient, sign_in
 
+from .built_site import write_built_site
+
 
 @pytest.fixture(autouse=True)
 def _fresh_clients() -> Iterator[None]:
@@ -25,7 +27,9 @@ def _fresh_clients() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlatformState]:
     home: Path = tmp_path_factory.mktemp("cohort-home")
-    with LocalPlatform(home) as state:
+    # A built dashboard, so the platform runs all of it: the website server and the Cognito bridge too.
+    site = write_built_site(tmp_path_factory.mktemp("website-dist"))
+    with LocalPlatform(home, website_dir=site) as state:
         yield state
 
 

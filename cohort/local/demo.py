@@ -74,6 +74,7 @@ def run_demo(home: Path, num_devices: int = 10, rounds: int = 10, seed: int = 0)
         print(
             f"▶ local platform up: emulator {platform.emulator_url}, orchestrator {platform.orchestrator_url}"
         )
+        website_url = platform.website_url
         pool, client_id = platform.user_pool_id, platform.user_pool_client_id
         scientist_password, developer_password = _password(), _password()
         create_confirmed_user(pool, client_id, "ada@example.org", scientist_password, Group.SCIENTISTS)
@@ -155,6 +156,7 @@ def run_demo(home: Path, num_devices: int = 10, rounds: int = 10, seed: int = 0)
     seconds = time.monotonic() - started
     _print_summary(job, simulation[0] if simulation else None, test_accuracy, len(test))
     _print_robustness(report, report_path)
+    _print_dashboard(website_url)
     return {
         "final_accuracy": round(test_accuracy, 4),
         "rounds": len(job["rounds"]),
@@ -202,6 +204,14 @@ def _print_robustness(report: dict, path: Path) -> None:
     if not report["flags"]:
         print("  no sign of gradient masking")
     print(f"report: {path}\n")
+
+
+def _print_dashboard(website_url: str) -> None:
+    if website_url:
+        print(f"dashboard: served at {website_url} while the demo ran (stopped with it)")
+    else:
+        print("dashboard: not built, so not served (build it with 'make website')")
+    print("'cohort up' keeps a local platform and its dashboard running until Ctrl-C\n")
 
 
 def _print_outbox(outbox: Outbox) -> None:

@@ -1,5 +1,6 @@
 """``cohort up``: the emulator, the provisioned resources, the orchestrator, the notification
-pump, the datasets stream pump and the evaluator, as child processes.
+pump, the datasets stream pump and the evaluator, as child processes; and, once the dashboard
+is built, the Cognito bridge and the website server that serves it.
 
 All of them bind to 127.0.0.1. The state file says what runs where, for
 ``cohort status`` and ``cohort down``; it holds no secret.
@@ -21,6 +22,7 @@ import httpx
 from cohort import aws
 from cohort.domain.records import bind_tables
 from cohort.local.provision import provision
+from cohort.local.website import origin_of, site_is_built
 from cohort.processes import free_loopback_port, terminate
 from cohort.settings import get_settings
 
@@ -28,6 +30,8 @@ STATE_FILE = "state.json"
 _STARTUP_TIMEOUT = 60.0
 # The emulator accepts any credentials; these say so and are no secret.
 EMULATOR_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local-emulator", "AWS_SECRET_ACCESS_KEY": "local-emulator"}
+# What the bridge and the website server never need, so their environments do not hold it.
+_NOT_FOR_THE_SITE = ("COHORT_TOKEN_SECRET",)
 
 
 @dataclass
@@ -40,6 +44,15 @@ class PlatformState:
     pids: dict[str, int] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)
     outbox: str = ""  # every email sent, as .eml files
+    # The dashboard's address (ending in '/') and the Cognito bridge it signs up through;
+    # both empty when the site is not built.
+    website_url: str = ""
+    cognito_url: str = ""
+
+    @property
+    def website_origin(self) -> str:
+        """What a browser on the dashboard sends as ``Origin``; empty when the site is not built."""
+        return origin_of(self.website_url) if self.website_url else ""
 
     def save(self, home: Path) -> None:
         home.mkdir(parents=True, exist_ok=True)
@@ -54,10 +67,20 @@ class PlatformState:
 class LocalPlatform:
     """Starts everything on ``start()`` and stops all of it, in reverse, on ``stop()``."""
 
-    def __init__(self, home: Path, emulator_port: int | None = None, orchestrator_port: int | None = None):
+    def __init__(
+        self,
+        home: Path,
+        emulator_port: int | None = None,
+        orchestrator_port: int | None = None,
+        website_port: int | None = None,
+        website_dir: Path | None = None,
+    ):
         self.home = home
-        self._emulator_port = emulator_port or free_loopback_port()
-        self._orchestrator_port = orchestrator_port or free_loopback_port()
+        # All at once, so the orchestrator can be told the website's origin before either starts.
+        self._emulator_port, self._orchestrator_port, self._website_port, self._cognito_port = (
+            _distinct_ports(emulator_port, orchestrator_port, website_port, None)
+        )
+        self.website_dir = (website_dir or Path(get_settings().website_dir)).resolve()
         self._children: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.state: PlatformState | None = None
 
@@ -74,9 +97,16 @@ class LocalPlatform:
         """Dataset stream records the dataset function kept failing on, one batch per line."""
         return self.log_dir / "dataset-generation-failures.jsonl"
 
+    @property
+    def website_built(self) -> bool:
+        return site_is_built(self.website_dir)
+
     def start(self) -> PlatformState:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         emulator_url = f"http://127.0.0.1:{self._emulator_port}"
+        orchestrator_url = f"http://127.0.0.1:{self._orchestrator_port}"
+        website_url = f"http://127.0.0.1:{self._website_port}/" if self.website_built else ""
+        cognito_url = f"http://127.0.0.1:{self._cognito_port}" if self.website_built else ""
         self._spawn(
             "emulator",
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self._emulator_port)],
@@ -95,11 +125,12 @@ class LocalPlatform:
                 "COHORT_LAUNCHER": "local",
                 # Also where the functions run in this process (the signup trigger) write their logs.
                 "COHORT_LOG_DIR": str(self.log_dir.resolve()),
+                # The dashboard's origin: the orchestrator and the bridge answer CORS for it alone.
+                "COHORT_ALLOWED_ORIGINS": json.dumps([origin_of(website_url)] if website_url else []),
             }
         )
         aws.reset_clients()
 
-        orchestrator_url = f"http://127.0.0.1:{self._orchestrator_port}"
         self._spawn(
             "orchestrator",
             [
@@ -140,6 +171,8 @@ class LocalPlatform:
             [sys.executable, "-m", "cohort.evaluation.worker", "--wait-seconds", "1"],
             os.environ.copy(),
         )
+        if website_url:
+            self._start_website(orchestrator_url, website_url, cognito_url)
 
         self.state = PlatformState(
             emulator_url=emulator_url,
@@ -149,9 +182,40 @@ class LocalPlatform:
             user_pool_client_id=pool.client_id,
             pids={"platform": os.getpid(), **{name: child.pid for name, child in self._children}},
             outbox=str(self.outbox.resolve()),
+            website_url=website_url,
+            cognito_url=cognito_url,
         )
         self.state.save(self.home)
         return self.state
+
+    def _start_website(self, orchestrator_url: str, website_url: str, cognito_url: str) -> None:
+        """The Cognito bridge the dashboard signs up through, then the server of the dashboard."""
+        site_env = {name: value for name, value in os.environ.items() if name not in _NOT_FOR_THE_SITE}
+        self._spawn(
+            "cognito-bridge",
+            [
+                sys.executable,
+                "-m",
+                "cohort.local.cognito_bridge",
+                "--port",
+                str(self._cognito_port),
+                "--outbox",
+                str(self.outbox.resolve()),
+            ],
+            site_env,
+        )
+        _wait_for(f"{cognito_url}/healthz", self._children[-1], "the Cognito bridge")
+        self._spawn(
+            "website",
+            [sys.executable, "-m", "cohort.local.website", "--port", str(self._website_port)],
+            {
+                **site_env,
+                "COHORT_WEBSITE_DIR": str(self.website_dir),
+                "COHORT_WEBSITE_API_URL": orchestrator_url,
+                "COHORT_WEBSITE_COGNITO_ENDPOINT": cognito_url,
+            },
+        )
+        _wait_for(website_url, self._children[-1], "the website server")
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
         with (self.log_dir / f"{name}.log").open("ab") as log:
@@ -188,6 +252,24 @@ def use_emulator(emulator_url: str, region: str) -> None:
     )
     aws.reset_clients()
     bind_tables(get_settings())
+
+
+def _distinct_ports(*requested: int | None) -> list[int]:
+    """The ports asked for, and a free loopback port for each one not given, no two alike."""
+    taken = {port for port in requested if port}
+    ports = []
+    for port in requested:
+        ports.append(port or _free_port_not_in(taken))
+        taken.add(ports[-1])
+    return ports
+
+
+def _free_port_not_in(taken: set[int]) -> int:
+    for _ in range(100):  # the OS may hand back a port it has just handed out, once in a while
+        port = free_loopback_port()
+        if port not in taken:
+            return port
+    raise RuntimeError("no free loopback port found")
 
 
 def _wait_for(url: str, child: tuple[str, subprocess.Popen[bytes]], what: str) -> None:

@@ -5,12 +5,14 @@
   the orchestrator and the FL nodes themselves;
 - ``POST /v1/notifications``: the email function, Cognito authorizer.
 
-Everything but email goes through a VPC link to the NLB in front of the internal ALB.
+Everything but email goes through a VPC link to the NLB in front of the internal ALB. The dashboard
+calls the people routes from its own origin (``website_url``), and only that origin: API Gateway
+answers their preflights and stamps its own error responses; the orchestrator, the rest.
 """
 
 from __future__ import annotations
 
-from aws_cdk import Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_ssm as ssm
@@ -26,6 +28,9 @@ from cdk_stacks.functions import FunctionsStack
 from cohort.catalogue import Catalogue
 
 _PROXY = "method.request.path.proxy"
+# What the dashboard sends: an ID token, and JSON bodies.
+_CORS_METHODS = ["GET", "POST", "DELETE", "OPTIONS"]
+_CORS_HEADERS = ["Authorization", "Content-Type"]
 
 
 class ApiStack(Stack):
@@ -45,6 +50,8 @@ class ApiStack(Stack):
         self._config = config
         self._compute = compute
         self.api = self._build_rest_api()
+        # The API's origin, without the stage path: what the dashboard's CSP lets it connect to.
+        self.origin = f"https://{self.api.rest_api_id}.execute-api.{self.region}.{self.url_suffix}"
         self._authorizer = apigateway.CognitoUserPoolsAuthorizer(
             self,
             "People",
@@ -53,6 +60,7 @@ class ApiStack(Stack):
         )
         self._vpc_link = apigateway.VpcLink(self, "VpcLink", targets=[compute.nlb])
         self._build_people_routes(functions)
+        self._build_cors()
         self._build_device_routes()
         self._build_usage_plan()
         self._build_web_acl()
@@ -124,7 +132,8 @@ class ApiStack(Stack):
 
     def _build_people_routes(self, functions: FunctionsStack) -> None:
         v1 = self.api.root.add_resource("v1")
-        v1.add_proxy(any_method=False).add_method(
+        proxy = v1.add_proxy(any_method=False)
+        proxy.add_method(
             "ANY",
             self._proxy_to_alb("v1"),
             authorizer=self._authorizer,
@@ -132,7 +141,8 @@ class ApiStack(Stack):
             request_parameters={_PROXY: True},
             request_validator=self._validator,
         )
-        v1.add_resource("notifications").add_method(
+        notifications = v1.add_resource("notifications")
+        notifications.add_method(
             "POST",
             apigateway.LambdaIntegration(functions.email.function),
             authorizer=self._authorizer,
@@ -140,6 +150,29 @@ class ApiStack(Stack):
             request_validator=self._validator,
         )
         self._v1 = v1
+        self._people_resources = [proxy, notifications]
+
+    def _build_cors(self) -> None:
+        origin = self._config.website_origin
+        # Preflights carry no token, so API Gateway answers them itself, before the authorizer.
+        for resource in self._people_resources:
+            resource.add_cors_preflight(
+                allow_origins=[origin],
+                allow_methods=_CORS_METHODS,
+                allow_headers=_CORS_HEADERS,
+                max_age=Duration.hours(1),
+            )
+        # API Gateway's own answers (the authorizer's 401, WAF's 403, throttling's 429, a 5xx) never
+        # reach the orchestrator: without this header the dashboard could not read why it failed.
+        for construct_id, response_type in (
+            ("Default4xx", apigateway.ResponseType.DEFAULT_4_XX),
+            ("Default5xx", apigateway.ResponseType.DEFAULT_5_XX),
+        ):
+            self.api.add_gateway_response(
+                construct_id,
+                type=response_type,
+                response_headers={"Access-Control-Allow-Origin": f"'{origin}'", "Vary": "'Origin'"},
+            )
 
     def _build_device_routes(self) -> None:
         reason = (

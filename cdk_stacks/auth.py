@@ -150,5 +150,33 @@ class AuthStack(Stack):
         )
 
     def _build_website_client(self) -> cognito.UserPoolClient:
-        # A browser app cannot keep a secret: authorization code with PKCE, no secret.
-        return self.oauth_client(self, "WebsiteClient", f"{self._config.website_url}/", generate_secret=False)
+        # The dashboard signs people in itself (Amplify JS, USER_PASSWORD_AUTH against Cognito's API):
+        # no hosted UI, no redirect, and no secret, which a page served to every browser cannot keep.
+        # Declared on the stack, where the hosted-UI client it replaces was: the same logical id keeps
+        # the client (and its id, which other stacks import) through the update.
+        return cognito.UserPoolClient(
+            self,
+            "WebsiteClient",
+            user_pool=self.user_pool,
+            user_pool_client_name=f"{self._catalogue.prefix}-website",
+            auth_flows=cognito.AuthFlow(user_password=True),  # CDK adds ALLOW_REFRESH_TOKEN_AUTH
+            disable_o_auth=True,
+            generate_secret=False,
+            prevent_user_existence_errors=True,
+            enable_token_revocation=True,  # sign-out revokes the refresh token and the tokens it issued
+            id_token_validity=Duration.hours(1),
+            access_token_validity=Duration.hours(1),
+            # The browser keeps the refresh token in local storage, where any script of the origin could
+            # read it: 7 days bounds what a stolen one is worth (the hub's clients live as long), while
+            # a scientist watching a week of training signs in once. Refresh-token rotation would bound
+            # it further, but it replaces REFRESH_TOKEN_AUTH, the flow the site and its tests use.
+            refresh_token_validity=Duration.days(7),
+            # Sign-up sets the email and the immutable role; the site reads both back, and whether the
+            # email is verified.
+            write_attributes=cognito.ClientAttributes()
+            .with_standard_attributes(email=True)
+            .with_custom_attributes(_ROLE_ATTRIBUTE),
+            read_attributes=cognito.ClientAttributes()
+            .with_standard_attributes(email=True, email_verified=True)
+            .with_custom_attributes(_ROLE_ATTRIBUTE),
+        )

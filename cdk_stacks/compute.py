@@ -294,6 +294,8 @@ class ComputeStack(Stack):
                 **self._environment,
                 "COHORT_USER_POOL_ID": auth.user_pool.user_pool_id,
                 "COHORT_USER_POOL_CLIENT_IDS": json.dumps(auth.client_ids),
+                # The dashboard calls the API from its own origin; the orchestrator answers it alone.
+                "COHORT_ALLOWED_ORIGINS": json.dumps([self._config.website_origin]),
                 "COHORT_LAUNCHER": "ecs",
                 "COHORT_ECS_SUBNETS": json.dumps(private_subnet_ids),
                 "COHORT_ECS_SECURITY_GROUPS": json.dumps([self.fl_node_security_group.security_group_id]),
@@ -341,6 +343,8 @@ class ComputeStack(Stack):
             Table.EVALUATIONS,
         ):
             grant_items(role, self._catalogue, table, READ_ITEMS + WRITE_ITEMS)
+        # A job's status counts the open round's devices and reports from their participations.
+        grant_items(role, self._catalogue, Table.PARTICIPATIONS, READ_ITEMS)
         # Presigned URLs carry the signer's rights: uploads and downloads of models, downloads of the rest.
         grant_objects(role, self._catalogue, Bucket.MODELS, READ_OBJECTS + WRITE_OBJECTS)
         for bucket in (Bucket.SAMPLES, Bucket.REPORTS):

@@ -6,17 +6,23 @@ picks one, and ``-c cohort:<field>=<value>`` overrides a single field of it.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
+from urllib.parse import urlsplit
 
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_logs as logs
 from constructs import Construct
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 _STAGE_KEY = "cohort:stage"
 _STAGES_KEY = "cohort:stages"
 _OVERRIDE_PREFIX = "cohort:"
 _EMAIL = r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$"
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+_HOST = re.compile(r"[a-z0-9.-]+")  # urlsplit gives the host in lower case
+# Plain HTTP only where the traffic never leaves the machine: a dashboard run locally against a stage.
+_LOOPBACK_HOSTS = {"localhost", "127.0.0.1"}
 
 
 class StageConfig(BaseModel):
@@ -46,10 +52,39 @@ class StageConfig(BaseModel):
 
     sender_email: str = Field(pattern=_EMAIL)  # the SES identity notifications are sent from
     alarm_email: str | None = Field(None, pattern=_EMAIL)
-    website_url: str = Field(pattern=r"^https?://")  # OAuth callbacks of the dashboard
+    # Where the dashboard runs, scheme://host[:port]: the one origin CORS lets call the API and S3.
+    website_url: str
     website_repository: str = ""  # https URL; empty: deploy the website by upload
     website_branch: str = "main"
     website_token_secret: str = ""  # Secrets Manager name of the repository access token
+
+    @field_validator("website_url")
+    @classmethod
+    def _website_url_is_an_origin(cls, url: str) -> str:
+        parts = urlsplit(url)
+        try:
+            parts.port  # noqa: B018 - reading it validates it
+        except ValueError as error:
+            raise ValueError(f"website_url {url!r}: {error}") from None
+        if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+            raise ValueError(f"website_url {url!r} must be https://host[:port]")
+        if parts.path not in ("", "/") or parts.query or parts.fragment or "@" in parts.netloc:
+            raise ValueError(
+                f"website_url {url!r} must be an origin, scheme://host[:port]: no path, query, fragment or "
+                "user; the dashboard is served from the root of its host"
+            )
+        if not _HOST.fullmatch(parts.hostname):  # as the orchestrator's COHORT_ALLOWED_ORIGINS wants it
+            raise ValueError(f"website_url {url!r}: give a DNS name or an IPv4 address as its host")
+        if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
+            raise ValueError(f"website_url {url!r}: plain http is allowed for localhost only; use https")
+        return url
+
+    @property
+    def website_origin(self) -> str:
+        """``website_url`` as browsers send it in ``Origin``: lower case, without a default port or path."""
+        parts = urlsplit(self.website_url)
+        port = "" if parts.port in (None, _DEFAULT_PORTS[parts.scheme]) else f":{parts.port}"
+        return f"{parts.scheme}://{parts.hostname}{port}"
 
     @model_validator(mode="after")
     def _repository_needs_a_token(self) -> StageConfig:

@@ -17,6 +17,35 @@ from cohort.domain.records import ALL_RECORDS
 
 # How long a consumer may hold a message before SQS hands it out again.
 _VISIBILITY = {Queue.EVALUATIONS: Duration.minutes(15), Queue.NOTIFICATIONS: Duration.minutes(2)}
+# How long a browser may reuse a preflight answer.
+_CORS_MAX_AGE_SECONDS = 3600
+
+
+def _browser_access(origin: str) -> dict[Bucket, s3.CorsRule]:
+    """What the dashboard, from ``origin`` only, does with presigned URLs of each bucket."""
+    return {
+        # Uploads of weights, ONNX files and evaluation sets, sent as application/octet-stream.
+        Bucket.MODELS: s3.CorsRule(
+            allowed_origins=[origin],
+            allowed_methods=[s3.HttpMethods.PUT],
+            allowed_headers=["content-type"],
+            max_age=_CORS_MAX_AGE_SECONDS,
+        ),
+        # The sample preview reads the first bytes of the CSV, and how long the whole file is.
+        Bucket.SAMPLES: s3.CorsRule(
+            allowed_origins=[origin],
+            allowed_methods=[s3.HttpMethods.GET, s3.HttpMethods.HEAD],
+            allowed_headers=["range"],
+            exposed_headers=["Content-Range", "Content-Length", "ETag"],
+            max_age=_CORS_MAX_AGE_SECONDS,
+        ),
+        # The evaluation report's JSON, drawn by the site.
+        Bucket.REPORTS: s3.CorsRule(
+            allowed_origins=[origin],
+            allowed_methods=[s3.HttpMethods.GET],
+            max_age=_CORS_MAX_AGE_SECONDS,
+        ),
+    }
 
 
 class StorageStack(Stack):
@@ -52,6 +81,7 @@ class StorageStack(Stack):
         )
         self.buckets[Bucket.ACCESS_LOGS] = access_logs
         expiry = {Bucket.UPDATES: self._config.updates_expiry_days}
+        browser_access = _browser_access(self._config.website_origin)
         for bucket in Bucket:
             if bucket is Bucket.ACCESS_LOGS:
                 continue
@@ -62,6 +92,7 @@ class StorageStack(Stack):
                 removal_policy=removal,
                 access_logs=access_logs,
                 expire_after_days=expiry.get(bucket),
+                cors=[browser_access[bucket]] if bucket in browser_access else None,
             )
 
     def _build_queues(self) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -20,8 +22,13 @@ def secure_bucket(
     removal_policy: RemovalPolicy,
     access_logs: s3.IBucket | None,
     expire_after_days: int | None = None,
+    cors: Sequence[s3.CorsRule] | None = None,
 ) -> s3.Bucket:
-    """A bucket with every guard on; ``expire_after_days`` deletes objects after that many days."""
+    """A bucket with every guard on; ``expire_after_days`` deletes objects after that many days.
+
+    ``cors`` lets a browser page read what it sends or fetches through presigned URLs; the signature,
+    not CORS, still decides what may be done.
+    """
     rules = [
         s3.LifecycleRule(
             abort_incomplete_multipart_upload_after=Duration.days(1),
@@ -43,6 +50,7 @@ def secure_bucket(
         server_access_logs_bucket=access_logs,
         server_access_logs_prefix=f"{construct_id.lower()}/" if access_logs else None,
         lifecycle_rules=rules,
+        cors=list(cors) if cors else None,
         removal_policy=removal_policy,
     )
     if access_logs is None:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 
 from .helpers import Synth, Target, render
 
 PEOPLE_ROUTES = [("/v1/{proxy+}", "ANY"), ("/v1/notifications", "POST")]
 DEVICE_ROUTES = [("/v1/devices/{proxy+}", "ANY"), ("/jobs/{proxy+}", "ANY")]
+# The dashboard calls the people routes from another origin: each answers its preflight.
+PREFLIGHTS = [(path, "OPTIONS") for path, _ in PEOPLE_ROUTES]
 
 
 def _routes(synth: Synth) -> dict[tuple[str, str], dict]:
@@ -36,8 +41,8 @@ def test_routes_are_exactly_the_people_and_device_routes(dev: Synth) -> None:
     # Given the methods of the REST API
     routes = _routes(dev)
 
-    # Then there is no route beyond those the platform serves
-    assert sorted(routes) == sorted(PEOPLE_ROUTES + DEVICE_ROUTES)
+    # Then there is no route beyond those the platform serves, and the website's preflights
+    assert sorted(routes) == sorted(PEOPLE_ROUTES + PREFLIGHTS + DEVICE_ROUTES)
 
 
 @pytest.mark.parametrize("route", PEOPLE_ROUTES, ids="{0[1]} {0[0]}".format)
@@ -91,6 +96,66 @@ def test_notifications_go_to_the_email_function(dev: Synth) -> None:
     assert integration["Type"] == "AWS_PROXY"
     (function_arn,) = (p for p in integration["Uri"]["Fn::Join"][1] if isinstance(p, dict))
     assert dev.resolve("api", function_arn) == dev.function("email")._replace(attribute="Arn")
+
+
+def _header_values(value: str) -> set[str]:
+    """A static header value as API Gateway maps it (``'a,b'``), as a set."""
+    assert re.fullmatch(r"'[^']*'", value), value
+    return {item.strip() for item in value.strip("'").split(",")}
+
+
+@pytest.mark.parametrize("route", PREFLIGHTS, ids="{0[1]} {0[0]}".format)
+def test_people_routes_answer_the_websites_preflight_without_a_token(synth: Synth, route: tuple) -> None:
+    # Given the preflight method of a people route, in each stage
+    method = _routes(synth)[route]
+
+    # Then API Gateway answers it itself, before any authorizer: a preflight carries no token
+    assert method["AuthorizationType"] == "NONE"
+    assert "AuthorizerId" not in method
+    assert method["Integration"]["Type"] == "MOCK"
+
+    # And it lets the website's origin, and only it, send its token and JSON with the site's methods
+    (response,) = method["Integration"]["IntegrationResponses"]
+    headers = {
+        name.removeprefix("method.response.header."): value
+        for name, value in response["ResponseParameters"].items()
+    }
+    assert headers["Access-Control-Allow-Origin"] == f"'{synth.config.website_origin}'"
+    assert _header_values(headers["Access-Control-Allow-Methods"]) == {"GET", "POST", "DELETE", "OPTIONS"}
+    assert _header_values(headers["Access-Control-Allow-Headers"]) == {"Authorization", "Content-Type"}
+    assert "Access-Control-Allow-Credentials" not in headers  # a bearer token, never cookies
+
+
+def test_device_routes_answer_no_preflight(dev: Synth) -> None:
+    # Given every method of the API
+    routes = _routes(dev)
+
+    # Then no device path has a preflight: devices are no browser pages, and need no CORS
+    device_paths = {path.removesuffix("{proxy+}") for path, _ in DEVICE_ROUTES}
+    for path, http_method in routes:
+        if any(path.startswith(prefix) for prefix in device_paths):
+            assert http_method != "OPTIONS", path
+
+    # And their methods add no CORS header of their own
+    for route in DEVICE_ROUTES:
+        assert "Access-Control" not in json.dumps(routes[route]), route
+
+
+def test_api_gateways_own_errors_let_the_website_read_them(synth: Synth) -> None:
+    # Given the API's gateway responses, in each stage
+    api, _ = _only(synth, "AWS::ApiGateway::RestApi")
+    responses = {
+        response["Properties"]["ResponseType"]: response["Properties"]
+        for response in synth.resources("api", "AWS::ApiGateway::GatewayResponse").values()
+    }
+
+    # Then every 4xx and 5xx that API Gateway answers itself (the authorizer's 401 among them)
+    # carries the website's origin, so the site can read why its call failed
+    assert set(responses) == {"DEFAULT_4XX", "DEFAULT_5XX"}
+    for response_type, response in responses.items():
+        assert response["RestApiId"] == {"Ref": api.logical_id}, response_type
+        allowed = response["ResponseParameters"]["gatewayresponse.header.Access-Control-Allow-Origin"]
+        assert allowed == f"'{synth.config.website_origin}'", response_type
 
 
 def test_the_stage_is_throttled_logged_and_limited_by_a_usage_plan(synth: Synth) -> None:

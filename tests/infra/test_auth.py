@@ -88,20 +88,73 @@ def test_the_pool_has_a_hosted_domain(dev: Synth) -> None:
     assert [d["Properties"]["UserPoolId"] for d in domains] == [{"Ref": _pool(dev).logical_id}]
 
 
-def test_the_sdk_and_the_website_have_public_clients_of_the_pool(dev: Synth) -> None:
+def _hours(client: dict, token: str) -> float:
+    """A token's validity in hours, in whatever unit the client states it."""
+    unit = client.get("TokenValidityUnits", {}).get(token, "hours" if token != "RefreshToken" else "days")
+    return client[f"{token}Validity"] * {"minutes": 1 / 60, "hours": 1, "days": 24}[unit]
+
+
+def _pool_clients(synth: Synth) -> dict[str, dict]:
+    """The clients declared with the pool, by name."""
+    return {render(c.get("ClientName", "")): c for stack, c in _clients(synth) if stack == "auth"}
+
+
+def test_the_sdk_signs_in_with_a_public_client_of_the_pool(dev: Synth) -> None:
     # Given the clients declared with the pool
-    clients = {render(c.get("ClientName", "")): c for stack, c in _clients(dev) if stack == "auth"}
+    clients = _pool_clients(dev)
 
     # Then the SDK signs in with the catalogue's client, which holds no secret
-    sdk = clients.pop(dev.catalogue.user_pool_client)
+    sdk = clients[dev.catalogue.user_pool_client]
     assert sdk["GenerateSecret"] is False
     assert "ALLOW_USER_SRP_AUTH" in sdk["ExplicitAuthFlows"]
 
-    # And the website uses the authorization code flow, back to the stage's website URL
-    (website,) = clients.values()
+    # And beside it there is only the website's client
+    assert set(clients) == {dev.catalogue.user_pool_client, f"{dev.catalogue.prefix}-website"}
+
+
+def test_the_website_signs_people_in_with_their_password_through_a_public_client(dev: Synth) -> None:
+    # Given the website's client
+    website = _pool_clients(dev)[f"{dev.catalogue.prefix}-website"]
+
+    # Then it signs in with USER_PASSWORD_AUTH and refreshes, and offers no other flow
+    assert sorted(website["ExplicitAuthFlows"]) == ["ALLOW_REFRESH_TOKEN_AUTH", "ALLOW_USER_PASSWORD_AUTH"]
+
+    # And a page served to every browser holds no secret and takes no OAuth redirect
     assert website["GenerateSecret"] is False
-    assert website["AllowedOAuthFlows"] == ["code"]
-    assert website["CallbackURLs"] == [f"{dev.config.website_url}/"]
+    assert website.get("AllowedOAuthFlowsUserPoolClient", False) is False
+    for oauth in ("AllowedOAuthFlows", "AllowedOAuthScopes", "CallbackURLs", "LogoutURLs"):
+        assert oauth not in website, oauth
+
+    # And a failed sign-in never tells whether the address has an account
+    assert website["PreventUserExistenceErrors"] == "ENABLED"
+
+
+def test_website_sessions_are_short_and_sign_out_revokes_them(dev: Synth) -> None:
+    # Given the website's client
+    website = _pool_clients(dev)[f"{dev.catalogue.prefix}-website"]
+
+    # Then ID and access tokens live an hour, and the refresh token (kept by the browser) a week
+    assert _hours(website, "IdToken") == 1
+    assert _hours(website, "AccessToken") == 1
+    assert _hours(website, "RefreshToken") == 7 * 24
+
+    # And signing out revokes the refresh token and what it issued
+    assert website["EnableTokenRevocation"] is True
+
+
+def test_website_sign_up_sets_the_email_and_the_role_and_reads_them_back(dev: Synth) -> None:
+    # Given the website's client and the pool's custom role attribute
+    website = _pool_clients(dev)[f"{dev.catalogue.prefix}-website"]
+    (role,) = (a for a in dev.properties(_pool(dev))["Schema"] if a["Name"] == "role")
+
+    # Then sign-up may write the email and custom:role, and nothing else
+    assert sorted(website["WriteAttributes"]) == ["custom:role", "email"]
+
+    # And the role is fixed once chosen: no client can change it after sign-up
+    assert role["Mutable"] is False
+
+    # And the site reads back the email, whether it is verified, and the role
+    assert {"custom:role", "email", "email_verified"} <= set(website["ReadAttributes"])
 
 
 def test_jupyterhub_has_a_confidential_client_calling_back_to_the_hub(dev: Synth) -> None:
@@ -121,7 +174,7 @@ def test_jupyterhub_has_a_confidential_client_calling_back_to_the_hub(dev: Synth
     assert callback.endswith("/hub/oauth_callback")
 
 
-def test_clients_hand_tokens_only_to_the_website_or_the_hub_and_never_implicitly(dev: Synth) -> None:
+def test_clients_hand_tokens_only_to_the_hub_and_never_implicitly(dev: Synth) -> None:
     # Given every app client of the user pool
     for _, client in _clients(dev):
         name = render(client.get("ClientName", "unnamed"))
@@ -129,6 +182,6 @@ def test_clients_hand_tokens_only_to_the_website_or_the_hub_and_never_implicitly
         # Then none offers the implicit grant, which puts tokens in redirect URLs
         assert "implicit" not in client.get("AllowedOAuthFlows", []), name
 
-        # And each calls back only to the stage's website or to JupyterHub
+        # And only JupyterHub's takes a redirect, back to the hub
         for url in map(render, client.get("CallbackURLs", [])):
-            assert url == f"{dev.config.website_url}/" or url.endswith("/hub/oauth_callback"), (name, url)
+            assert url.endswith("/hub/oauth_callback"), (name, url)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 from cohort.catalogue import Queue
 
 from .helpers import Synth, Target, environment, render, secrets
@@ -93,6 +96,24 @@ def test_the_orchestrator_reads_the_device_token_key_from_secrets_manager(dev: S
     assert variables["COHORT_LAUNCHER"] == "ecs"
     node = dev.resolve(task_definition.stack, variables["COHORT_ECS_NODE_TASK_DEFINITION"])
     assert dev.properties(node)["Family"] == dev.catalogue.fl_node_task_family
+
+
+def test_the_orchestrator_answers_the_website_and_accepts_its_tokens(synth: Synth) -> None:
+    # Given the orchestrator's container, in each stage
+    task_definition, _, container = synth.container("Orchestrator")
+    variables = environment(container)
+
+    # Then it allows cross-origin calls from the website's origin, and from no other
+    assert json.loads(variables["COHORT_ALLOWED_ORIGINS"]) == [synth.config.website_origin]
+
+    # And it accepts ID tokens of the SDK's and the website's clients
+    client_ids = json.loads(render(variables["COHORT_USER_POOL_CLIENT_IDS"]))
+    names = set()
+    for client_id in client_ids:
+        (export,) = re.fullmatch(r"\$\{Import:([^}]+)\}", client_id).groups()
+        client = synth.resolve(task_definition.stack, {"Fn::ImportValue": export})
+        names.add(render(synth.properties(client)["ClientName"]))
+    assert names == {synth.catalogue.user_pool_client, f"{synth.catalogue.prefix}-website"}
 
 
 def test_fl_nodes_read_the_same_device_token_key(dev: Synth) -> None:

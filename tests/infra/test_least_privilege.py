@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from cohort.catalogue import Table
+
 from .helpers import Statement, Synth, Target, render
 
 # Actions IAM cannot scope to a resource: "*" is the only resource they accept.
@@ -152,3 +154,22 @@ def test_every_task_definition_has_a_task_role_and_an_execution_role_of_its_own(
         for role in ("TaskRoleArn", "ExecutionRoleArn")
     ]
     assert len(set(roles)) == len(roles)
+
+
+def test_the_orchestrator_reads_participations_for_live_round_progress_but_never_writes_them(
+    dev: Synth,
+) -> None:
+    # Given the orchestrator's statements that name the participations table
+    role = _orchestrator_role(dev)
+    table = f":table/{dev.catalogue.table(Table.PARTICIPATIONS)}"
+    statements = [
+        statement
+        for statement in dev.iam_statements()
+        if role in statement.roles and any(table in render(resource) for resource in statement.resources)
+    ]
+
+    # Then it may query them (a job's status counts the open round's devices and reports)
+    assert any(statement.allows("dynamodb:Query") for statement in statements)
+    # And it may change none: the FL node alone records who took part
+    for action in ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"):
+        assert not any(statement.allows(action) for statement in statements), action

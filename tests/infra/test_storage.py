@@ -123,6 +123,42 @@ def test_only_the_updates_bucket_expires_objects_after_the_stage_expiry(synth: S
         assert expiries == expected, bucket
 
 
+# What the website does with each bucket from the browser, through presigned URLs.
+_BROWSER_ACCESS = {
+    Bucket.MODELS: {"AllowedMethods": ["PUT"], "AllowedHeaders": ["content-type"]},
+    Bucket.SAMPLES: {
+        "AllowedMethods": ["GET", "HEAD"],
+        "AllowedHeaders": ["range"],
+        "ExposedHeaders": ["Content-Length", "Content-Range", "ETag"],
+    },
+    Bucket.REPORTS: {"AllowedMethods": ["GET"]},
+}
+
+
+@pytest.mark.parametrize("bucket", list(Bucket))
+def test_buckets_let_the_website_origin_do_what_it_does_from_the_browser_and_no_more(
+    synth: Synth, bucket: Bucket
+) -> None:
+    # Given a bucket's CORS rules, in each stage
+    cors = synth.properties(Target("storage", _bucket(synth, bucket))).get("CorsConfiguration")
+
+    if bucket not in _BROWSER_ACCESS:
+        # Then a bucket the browser never calls answers no cross-origin request
+        assert cors is None, bucket
+        return
+
+    # Then one rule admits the website's origin alone, and browsers may cache its preflight
+    (rule,) = cors["CorsRules"]
+    assert rule.pop("AllowedOrigins") == [synth.config.website_origin]
+    assert rule.pop("MaxAge") > 0
+
+    # And it allows exactly the site's methods and headers: uploads of weights, ONNX files and
+    # evaluation sets with their content type; sample previews by byte range, with the whole's length;
+    # report reads
+    expected = _BROWSER_ACCESS[bucket]
+    assert {key: sorted(value) for key, value in rule.items()} == {k: sorted(v) for k, v in expected.items()}
+
+
 # -- tables -------------------------------------------------------------------------------
 
 

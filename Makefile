@@ -6,13 +6,17 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CDK_CLI := node_modules/.installed
 WHEELHOUSE := build/lambda-wheels/.downloaded
+WEBSITE_DEPS := website/node_modules/.installed
+WEBSITE := website/dist/index.html
+WEBSITE_SOURCES := $(shell find website/src website/scripts -type f) website/index.html \
+	website/vite.config.ts website/tsconfig.json docs/openapi/orchestrator.json
 # jsii runs on the machine's Node 20, which it reports as end-of-life on every import.
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 # Synth needs a region (ELB access logging is regional); AWS_REGION=... picks another.
 AWS_REGION ?= us-east-1
 
-.PHONY: demo test lint synth bench diagram
+.PHONY: demo test lint synth website website-zip bench diagram
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-test-nodeps.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -29,7 +33,27 @@ $(WHEELHOUSE): lambdas/requirements.txt $(STAMP)
 	$(PY) -m cdk_stacks.constructs.lambda_bundling
 	touch $@
 
-demo: $(STAMP)
+$(WEBSITE_DEPS): website/package.json website/package-lock.json
+	cd website && npm ci --no-audit --no-fund --silent
+	touch $@
+
+# The dashboard: typed against docs/openapi/orchestrator.json, built by Vite, its bundle within budget.
+$(WEBSITE): $(WEBSITE_DEPS) $(WEBSITE_SOURCES)
+	cd website && npm run build --silent
+
+website: $(WEBSITE)
+
+# A manual Amplify deployment's bundle (CDK_INSTRUCTIONS.md): the build, with the stage's config.json
+# from the website stack's SiteConfig output beside index.html, zipped into build/website.zip.
+WEBSITE_STACK ?= CohortDevWebsite
+website-zip: $(WEBSITE)
+	rm -rf build/website build/website.zip && mkdir -p build && cp -R website/dist build/website
+	aws cloudformation describe-stacks --stack-name $(WEBSITE_STACK) --output text \
+		--query "Stacks[0].Outputs[?OutputKey=='SiteConfig'].OutputValue" > build/website/config.json
+	$(PY) -m json.tool build/website/config.json > /dev/null
+	cd build/website && ../../$(PY) -m zipfile -c ../website.zip *
+
+demo: $(STAMP) $(WEBSITE)
 	$(VENV)/bin/cohort demo
 
 lint: $(STAMP)
@@ -43,7 +67,8 @@ synth: $(STAMP) $(CDK_CLI) $(WHEELHOUSE)
 	AWS_REGION=$(AWS_REGION) npx cdk synth --no-notices --quiet
 	$(VENV)/bin/cfn-lint --non-zero-exit-code error cdk.out/*.template.json
 
-test: lint synth
+test: lint synth $(WEBSITE)
+	cd website && npm test --silent
 	$(PY) -m pytest
 
 BENCHMARKS := aggregation dataset_generation handler_imports onnx_import robustness synth

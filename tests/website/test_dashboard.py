@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from unittest import mock
 
+import httpx
 import pytest
 import torch
 from playwright.sync_api import Browser, BrowserContext, Page, expect
@@ -30,6 +31,7 @@ from cohort.domain.records import bind_tables
 from cohort.domain.weights import TensorSignature, decode, encode, trainable_state
 from cohort.federated.simulator import simulate
 from cohort.local.accounts import create_confirmed_user
+from cohort.local.demo import SMALL_CNN
 from cohort.local.platform import LocalPlatform, PlatformState
 from cohort.sdk import CohortClient
 from cohort.sdk import sign_in as sdk_sign_in
@@ -49,21 +51,8 @@ from .browser import (
 pytestmark = pytest.mark.browser
 
 DIST = WEBSITE / "dist"
-CNN = {
-    "input_shape": [1, 8, 8],
-    "num_classes": 10,
-    "layers": [
-        {"type": "Conv2d", "in_channels": 1, "out_channels": 16, "kernel_size": 3, "padding": 1},
-        {"type": "ReLU"},
-        {"type": "MaxPool2d", "kernel_size": 2},
-        {"type": "Conv2d", "in_channels": 16, "out_channels": 32, "kernel_size": 3, "padding": 1},
-        {"type": "ReLU"},
-        {"type": "Flatten"},
-        {"type": "Linear", "in_features": 512, "out_features": 64},
-        {"type": "ReLU"},
-        {"type": "Linear", "in_features": 64, "out_features": 10},
-    ],
-}
+ONNX_EXPORTS = Path(__file__).resolve().parents[1] / "fixtures" / "onnx_exports"
+CNN = SMALL_CNN  # the demo's: 38,282 parameters
 LIVE = 90_000  # ms a live page may take to show what devices or the evaluator did
 
 
@@ -182,6 +171,10 @@ def test_an_app_developer_and_a_scientist_use_the_dashboard_end_to_end(
 
     # When an app developer signs up and registers an app whose schema has a mistake
     developer = sign_up(page, site, "app_developer")
+    # (the session lives in this tab's sessionStorage, never in localStorage)
+    stored = page.evaluate("[Object.keys(localStorage), Object.keys(sessionStorage)]")
+    assert stored[0] == []
+    assert any(key.endswith(".idToken") for key in stored[1])
     navigate(page, "Register an app")
     page.get_by_label("App name").fill("keyboard-e2e")
     attribute = page.get_by_role("group", name="attribute 1")
@@ -220,6 +213,25 @@ def test_an_app_developer_and_a_scientist_use_the_dashboard_end_to_end(
     assert api_key.startswith("ck_")
     expect(page.get_by_text("it is shown once")).to_be_visible()
     visits.check(page, "dataset with its API key")
+
+    # And a second key, which they revoke: it is marked so, and gets devices no token
+    page.get_by_role("button", name="I have stored it").click()
+    page.get_by_role("button", name="Create an API key").click()
+    leaked = page.get_by_label("New API key").inner_text()
+    page.get_by_role("button", name="I have stored it").click()
+    keys = page.get_by_role("region", name="API keys")
+    expect(keys.get_by_role("row")).to_have_count(3)
+    keys.get_by_role("button", name="Revoke…").first.click()
+    keys.get_by_role("button", name=re.compile("^Revoke [0-9a-f]{12}$")).click()
+    expect(keys.get_by_text("revoked")).to_have_count(1)
+    refused = httpx.post(
+        f"{site.orchestrator_url}/v1/devices/token", json={"api_key": leaked, "device_id": "phone-1"}
+    )
+    assert refused.status_code == 401
+    still_valid = httpx.post(
+        f"{site.orchestrator_url}/v1/devices/token", json={"api_key": api_key, "device_id": "phone-1"}
+    )
+    assert still_valid.status_code == 200
     dataset_url = page.url
     sign_out(page)
 
@@ -443,3 +455,70 @@ def test_every_page_fits_a_phone_and_passes_axe(site: PlatformState, browser: Br
         assert {name: found for name, found in visits.violations.items() if found} == {}
     finally:
         context.close()
+
+
+def test_a_scientist_imports_an_onnx_model_and_evaluates_it_on_their_own_evaluation_set(
+    site: PlatformState, context: BrowserContext, tmp_path: Path
+) -> None:
+    # Given a signed-in scientist with a PyTorch model exported to ONNX
+    page, _ = open_page(context)
+    sign_in(page, site, *confirmed_user(site, Group.SCIENTISTS))
+
+    # When they import it through the dashboard
+    navigate(page, "Models")
+    page.get_by_role("button", name="Import ONNX").click()
+    page.get_by_label("Name").fill("torch-mlp")
+    page.get_by_label("ONNX file").set_input_files(str(ONNX_EXPORTS / "torch_mlp.onnx"))
+    page.get_by_role("button", name="Import").click()
+
+    # Then the model page shows the architecture the import made of it
+    expect(page.get_by_role("heading", name="torch-mlp")).to_be_visible(timeout=LIVE)
+    expect(page.get_by_role("region", name="Layers")).to_contain_text("Linear")
+    expect(page.get_by_text("imported from ONNX")).to_be_visible()
+
+    # When they evaluate it on an evaluation set of their own, uploaded from the page
+    _, test = digits.load(seed=0)
+    evaluation_set = tmp_path / "my-digits.safetensors"
+    evaluation_set.write_bytes(encode({"inputs": test.inputs[:40], "labels": test.labels[:40]}))
+    page.get_by_role("button", name="Evaluate its robustness").click()
+    for attack in ("PGD L2", "APGD-CE", "PGD (L∞)"):
+        page.get_by_role("checkbox", name=re.compile(f"^{re.escape(attack)} ")).uncheck()
+    page.get_by_label("L∞ budgets").fill("0, 0.1")
+    page.get_by_label("Samples").fill("40")
+    page.get_by_label("my own").check()
+    page.get_by_label("Evaluation set file").set_input_files(str(evaluation_set))
+    page.get_by_role("button", name="Queue the evaluation").click()
+
+    # Then the report is of those 40 samples
+    expect(page.get_by_role("heading", name="Report")).to_be_visible(timeout=LIVE)
+    expect(page.get_by_text("of your evaluation set")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"; \d+ of 40$"))).to_be_visible()
+
+
+def test_the_dashboard_works_from_the_keyboard(site: PlatformState, context: BrowserContext) -> None:
+    # Given a visitor on the sign-in page who uses only the keyboard
+    email, password = confirmed_user(site, Group.APP_DEVELOPERS)
+    page, _ = open_page(context)
+    page.goto(f"{site.website_url}sign-in")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+
+    # When they tab to the skip link and follow it
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "content"
+
+    # And tab through the form's labelled fields, typing, and press Enter
+    while page.evaluate("document.activeElement.name") != "email":
+        page.keyboard.press("Tab")
+    page.keyboard.type(email)
+    page.keyboard.press("Tab")
+    page.keyboard.type(password)
+    page.keyboard.press("Enter")
+
+    # Then they are signed in, and the menu opens from the keyboard too
+    menu = page.get_by_role("navigation", name="Main").get_by_text(email)
+    expect(menu).to_be_visible()
+    menu.focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()

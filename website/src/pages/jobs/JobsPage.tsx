@@ -2,7 +2,8 @@ import { Link } from "react-router";
 
 import { useJobs } from "../../api/queries";
 import { ForRole } from "../../auth/guards";
-import { Empty, ErrorNotice, Loading, PageTitle, ShortId, Status, TableBox, when } from "../../components/common";
+import { Empty, ErrorNotice, Loading, PageTitle } from "../../components/common";
+import { JobsTable } from "../../components/JobsTable";
 
 export function JobsPage() {
   return (
@@ -32,34 +33,7 @@ function Jobs() {
           </p>
         </Empty>
       ) : (
-        <TableBox label="Your training jobs">
-          <thead>
-            <tr>
-              <th scope="col">Job</th>
-              <th scope="col">Status</th>
-              <th scope="col">Round</th>
-              <th scope="col">Started</th>
-              <th scope="col">Last change</th>
-            </tr>
-          </thead>
-          <tbody>
-            {jobs.data.map((job) => (
-              <tr key={job.job_id}>
-                <td>
-                  <ShortId id={job.job_id} to={`/jobs/${job.job_id}`} />
-                </td>
-                <td>
-                  <Status value={job.status} />
-                </td>
-                <td>
-                  {job.current_round} of {job.total_rounds}
-                </td>
-                <td>{when(job.created_at)}</td>
-                <td>{when(job.updated_at)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </TableBox>
+        <JobsTable jobs={jobs.data} label="Your training jobs" linked />
       )}
     </>
   );

@@ -1,14 +1,13 @@
 import { type FormEvent, useState } from "react";
 import { Link, useNavigate } from "react-router";
 
-import type { Schemas } from "../../api/client";
 import { describe } from "../../api/errors";
 import { useApi } from "../../auth/AuthProvider";
 import { ForRole } from "../../auth/guards";
 import { PageTitle } from "../../components/common";
 import { Field, FormErrors } from "../../forms/fields";
 import { messagesUnder, unclaimed } from "../../forms/values";
-import { UploadProgress, useUploadAndCommit } from "./UploadStep";
+import { RegistrationRefused, UploadProgress, useModelUpload } from "./UploadStep";
 
 export function ImportModelPage() {
   return (
@@ -21,10 +20,9 @@ export function ImportModelPage() {
 function ImportForm() {
   const api = useApi();
   const navigate = useNavigate();
-  const upload = useUploadAndCommit();
+  const upload = useModelUpload();
   const [name, setName] = useState("");
   const [file, setFile] = useState<File>();
-  const [created, setCreated] = useState<Schemas["ModelCreated"]>();
   const [errors, setErrors] = useState<{ name?: string; file?: string; general?: string[] }>({});
   const [busy, setBusy] = useState(false);
 
@@ -38,21 +36,17 @@ function ImportForm() {
     if (found.name || !file) return;
     setBusy(true);
     try {
-      const registration =
-        created ??
-        (await api
-          .call((c) => c.POST("/v1/models/imports", { body: { name: name.trim(), format: "onnx" } }))
-          .catch((failure: unknown) => {
-            setErrors({ name: messagesUnder(failure, "name").join("; ") || undefined, general: unclaimed(failure, ["name"]) });
-            return undefined;
-          }));
-      if (!registration) return;
-      setCreated(registration);
-      const model = await upload.uploadAndCommit(registration, file).catch((failure: unknown) => {
-        setErrors({ file: describe(failure) });
-        return undefined;
-      });
-      if (model) navigate(`/models/${model.model_id}`);
+      const model = await upload.submit(
+        () => api.call((c) => c.POST("/v1/models/imports", { body: { name: name.trim(), format: "onnx" } })),
+        file,
+      );
+      navigate(`/models/${model.model_id}`);
+    } catch (failure) {
+      setErrors(
+        failure instanceof RegistrationRefused
+          ? { name: messagesUnder(failure.refusal, "name").join("; ") || undefined, general: unclaimed(failure.refusal, ["name"]) }
+          : { file: describe(failure) },
+      );
     } finally {
       setBusy(false);
     }
@@ -69,7 +63,7 @@ function ImportForm() {
       </p>
       <form onSubmit={submit} noValidate aria-label="Import an ONNX model">
         <Field label="Name" error={errors.name}>
-          {(props) => <input {...props} name="name" value={name} disabled={!!created} onChange={(e) => setName(e.target.value)} />}
+          {(props) => <input {...props} name="name" value={name} disabled={upload.registered} onChange={(e) => setName(e.target.value)} />}
         </Field>
         <Field label="ONNX file" hint="A single chain of layers; at most 128 MB." error={errors.file}>
           {(props) => (
@@ -80,7 +74,7 @@ function ImportForm() {
               accept=".onnx"
               onChange={(e) => {
                 setFile(e.target.files?.[0]);
-                upload.reset();
+                upload.fileChanged();
               }}
             />
           )}
@@ -88,7 +82,7 @@ function ImportForm() {
         <UploadProgress progress={upload.progress} name={file?.name ?? "the ONNX file"} />
         <FormErrors messages={errors.general ?? []} />
         <button type="submit" aria-busy={busy} disabled={busy}>
-          {created ? "Upload this file" : "Import"}
+          {upload.registered ? "Upload this file" : "Import"}
         </button>
       </form>
     </>

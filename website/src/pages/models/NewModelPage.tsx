@@ -1,7 +1,6 @@
 import { type FormEvent, useState } from "react";
 import { useNavigate } from "react-router";
 
-import type { Schemas } from "../../api/client";
 import { describe } from "../../api/errors";
 import { useApi } from "../../auth/AuthProvider";
 import { ForRole } from "../../auth/guards";
@@ -10,7 +9,7 @@ import { Field, FormErrors } from "../../forms/fields";
 import { messagesUnder, unclaimed } from "../../forms/values";
 import { EXAMPLE_ARCHITECTURES, parseJsonWithPosition } from "./examples";
 import { LayerReference } from "./LayerReference";
-import { UploadProgress, useUploadAndCommit } from "./UploadStep";
+import { RegistrationRefused, UploadProgress, useModelUpload } from "./UploadStep";
 
 const pretty = (value: unknown) => JSON.stringify(value, null, 2);
 
@@ -25,11 +24,10 @@ export function NewModelPage() {
 function ModelForm() {
   const api = useApi();
   const navigate = useNavigate();
-  const upload = useUploadAndCommit();
+  const upload = useModelUpload();
   const [name, setName] = useState("");
   const [spec, setSpec] = useState(pretty(EXAMPLE_ARCHITECTURES.cnn!.spec));
   const [file, setFile] = useState<File>();
-  const [created, setCreated] = useState<Schemas["ModelCreated"]>();
   const [errors, setErrors] = useState<{ name?: string; spec?: string[]; file?: string; general?: string[] }>({});
   const [busy, setBusy] = useState(false);
 
@@ -45,26 +43,21 @@ function ModelForm() {
     if (found.name || found.spec || !file || "error" in parsed) return;
     setBusy(true);
     try {
-      // A refused weights file can be replaced and committed again under the same registration.
-      const registration =
-        created ??
-        (await api
-          .call((c) => c.POST("/v1/models", { body: { name: name.trim(), architecture: parsed.value as never } }))
-          .catch((failure: unknown) => {
-            setErrors({
-              name: messagesUnder(failure, "name").join("; ") || undefined,
-              spec: messagesUnder(failure, "architecture"),
-              general: unclaimed(failure, ["name", "architecture"]),
-            });
-            return undefined;
-          }));
-      if (!registration) return;
-      setCreated(registration);
-      const model = await upload.uploadAndCommit(registration, file).catch((failure: unknown) => {
-        setErrors({ file: describe(failure) });
-        return undefined;
-      });
-      if (model) navigate(`/models/${model.model_id}`);
+      const model = await upload.submit(
+        () => api.call((c) => c.POST("/v1/models", { body: { name: name.trim(), architecture: parsed.value as never } })),
+        file,
+      );
+      navigate(`/models/${model.model_id}`);
+    } catch (failure) {
+      setErrors(
+        failure instanceof RegistrationRefused
+          ? {
+              name: messagesUnder(failure.refusal, "name").join("; ") || undefined,
+              spec: messagesUnder(failure.refusal, "architecture"),
+              general: unclaimed(failure.refusal, ["name", "architecture"]),
+            }
+          : { file: describe(failure) },
+      );
     } finally {
       setBusy(false);
     }
@@ -76,11 +69,11 @@ function ModelForm() {
       <div className="with-aside">
         <form onSubmit={submit} noValidate aria-label="New model">
           <Field label="Name" error={errors.name}>
-            {(props) => <input {...props} name="name" value={name} disabled={!!created} onChange={(e) => setName(e.target.value)} />}
+            {(props) => <input {...props} name="name" value={name} disabled={upload.registered} onChange={(e) => setName(e.target.value)} />}
           </Field>
           <Field label="Start from an example" hint="Replaces the architecture below.">
             {(props) => (
-              <select {...props} disabled={!!created} defaultValue="cnn" onChange={(e) => setSpec(pretty(EXAMPLE_ARCHITECTURES[e.target.value]!.spec))}>
+              <select {...props} disabled={upload.registered} defaultValue="cnn" onChange={(e) => setSpec(pretty(EXAMPLE_ARCHITECTURES[e.target.value]!.spec))}>
                 {Object.entries(EXAMPLE_ARCHITECTURES).map(([key, example]) => (
                   <option key={key} value={key}>
                     {example.label}
@@ -101,7 +94,7 @@ function ModelForm() {
                 className="code"
                 rows={18}
                 spellCheck={false}
-                disabled={!!created}
+                disabled={upload.registered}
                 value={spec}
                 onChange={(e) => setSpec(e.target.value)}
               />
@@ -120,7 +113,7 @@ function ModelForm() {
                 accept=".safetensors,application/octet-stream"
                 onChange={(e) => {
                   setFile(e.target.files?.[0]);
-                  upload.reset();
+                  upload.fileChanged();
                 }}
               />
             )}
@@ -128,7 +121,7 @@ function ModelForm() {
           <UploadProgress progress={upload.progress} name={file?.name ?? "weights"} />
           <FormErrors messages={errors.general ?? []} />
           <button type="submit" aria-busy={busy} disabled={busy}>
-            {created ? "Upload these weights" : "Create the model"}
+            {upload.registered ? "Upload these weights" : "Create the model"}
           </button>
         </form>
         <LayerReference />

@@ -39,8 +39,8 @@ from onnx import TensorProto, helper, numpy_helper
 from report import Target, cpu_model, in_fresh_process, markdown_table, publish, verdicts
 from safetensors.numpy import save
 
-from cohort.domain.onnx_import import convert
-from cohort.services.onnx_sandbox import SandboxLimits, run_child, start_child
+from cohort.onnx_import.convert import convert
+from cohort.onnx_import.sandbox import SandboxLimits, run_child, start_child
 from cohort.settings import Settings
 
 MIB = 2**20
@@ -188,7 +188,7 @@ def main() -> int:
     section = f"""## ONNX import
 
 An MLP (Gemm, ReLU, Gemm) exported as ONNX at two sizes, converted into the platform's format by the \
-limited child process the orchestrator runs at commit (`cohort/services/onnx_sandbox.py`). Measured on \
+limited child process the orchestrator runs at commit (`cohort/onnx_import/sandbox.py`). Measured on \
 {datetime.datetime.now(datetime.UTC):%Y-%m-%d}: {cpu_model()}, {os.cpu_count()} cores, \
 onnx {onnx.__version__}, Python {platform.python_version()}, load average {load:.1f} at the start.
 

@@ -39,10 +39,8 @@ from cdk_stacks.constructs.grants import (
 from cdk_stacks.constructs.images import service_image
 from cdk_stacks.constructs.network import VPC_CIDR, Network
 from cdk_stacks.storage import StorageStack
-from cohort.catalogue import Bucket, Queue, Table
-from cohort.services.ecs_launcher import NODE_PORT
+from cohort.catalogue import NODE_PORT, ORCHESTRATOR_PORT, Bucket, Queue, Table
 
-ORCHESTRATOR_PORT = 8000
 _HTTP = 80
 
 

@@ -35,6 +35,10 @@ class Queue(StrEnum):
     NOTIFICATIONS = "notifications"
 
 
+# The ports the services' containers listen on, which load balancers and security groups name.
+ORCHESTRATOR_PORT = 8000
+NODE_PORT = 8080
+
 # A message received this many times without being deleted moves to its queue's
 # dead-letter queue; consumers that mark work failed on the last try read it too.
 MAX_RECEIVES = 5

@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     max_model_bytes: int = 256 * 1024 * 1024
     max_update_bytes: int = 256 * 1024 * 1024
     max_evaluation_set_bytes: int = 64 * 1024 * 1024  # an uploaded evaluation set (safetensors)
-    # ONNX import (cohort/services/onnx_sandbox.py): each conversion runs in a child with these limits.
+    # ONNX import (cohort/onnx_import/sandbox.py): each conversion runs in a child with these limits.
     # It needs about 3x the file in memory (bench/onnx_import.py), so the largest file fits with room.
     max_onnx_bytes: int = 128 * 1024 * 1024
     onnx_import_memory_bytes: int = 1024 * 1024 * 1024

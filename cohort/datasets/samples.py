@@ -18,10 +18,10 @@ from pathlib import Path
 from pydantic import ValidationError
 from pynamodb.exceptions import UpdateError
 
+from cohort import storage
 from cohort.catalogue import Bucket
 from cohort.datasets.schema import SAMPLE_FORMATS, DatasetSchema, SampleFormat, describe_schema_error
 from cohort.domain.records import DatasetRecord, DatasetStatus
-from cohort.services import storage
 
 log = logging.getLogger(__name__)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from cohort import storage
 from cohort.catalogue import Bucket
 from cohort.domain.architecture import ArchitectureSpec, parse_architecture
 from cohort.domain.errors import NotFound
@@ -19,7 +20,6 @@ from cohort.domain.records import EvaluationRecord, ModelRecord
 from cohort.domain.weights import TensorSignature, decode, load_into
 from cohort.evaluation.data import EvaluationData, builtin_digits, parse_uploaded
 from cohort.evaluation.spec import BUILTIN_DATASET, EvaluationSpec
-from cohort.services import storage
 from cohort.settings import get_settings
 
 MAX_SAMPLES = 10_000  # the most an evaluation spec may ask for

@@ -30,7 +30,7 @@ import typer
 from pydantic import ValidationError
 from pynamodb.exceptions import UpdateError
 
-from cohort import aws
+from cohort import aws, storage
 from cohort.catalogue import MAX_RECEIVES, Bucket, Queue
 from cohort.domain.errors import CohortError
 from cohort.domain.records import (
@@ -43,12 +43,11 @@ from cohort.domain.records import (
     utcnow,
 )
 from cohort.evaluation import engine, report
+from cohort.evaluation.jobs import EvaluationMessage, fail, report_key
 from cohort.evaluation.loading import load_data, load_model
 from cohort.evaluation.spec import EvaluationSpec
 from cohort.notify.messages import MAX_REASON, Attachment, EvaluationFinished
 from cohort.notify.queue import enqueue
-from cohort.services import storage
-from cohort.services.evaluations import EvaluationMessage, fail, report_key
 from cohort.settings import get_settings
 
 log = logging.getLogger(__name__)

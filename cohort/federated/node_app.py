@@ -16,13 +16,14 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
+from cohort.catalogue import NODE_PORT
 from cohort.domain.records import bind_tables
 from cohort.domain.training import Availability
 from cohort.federated.node import CycleAccepted, CycleRejected, DeviceReport, FederatedNode, ReportReceipt
 from cohort.federated.node_store import NodeStore
-from cohort.services import http
-from cohort.services.auth import DeviceIdentity, DeviceTokens
 from cohort.settings import get_settings
+from cohort.web import http
+from cohort.web.auth import DeviceIdentity, DeviceTokens
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ def create_node_app(job_id: str, on_finished: Callable[[], None] = lambda: None)
 def serve(
     job_id: Annotated[str, typer.Option(help="The training job this node runs")],
     host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 8080,
+    port: Annotated[int, typer.Option()] = NODE_PORT,
 ) -> None:
     """Run one FL node until its job completes or fails."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from pynamodb.exceptions import PutError, UpdateError
 
+from cohort import storage
 from cohort.catalogue import Bucket
 from cohort.domain.records import (
     JobStatus,
@@ -28,9 +29,9 @@ from cohort.domain.records import (
 )
 from cohort.domain.training import ServerConfig
 from cohort.domain.weights import Tensors, TensorSignature, decode, encode
+from cohort.evaluation import jobs as evaluation_jobs
 from cohort.notify.messages import MAX_REASON, TrainingFinished
 from cohort.notify.queue import enqueue
-from cohort.services import evaluations, storage
 
 # Participation records outlive their job by this long, then DynamoDB's TTL removes them.
 PARTICIPATION_RETENTION = timedelta(days=30)
@@ -106,7 +107,7 @@ class NodeStore:
 
     def request_evaluation(self, job: TrainingJobRecord) -> str | None:
         """Queue the robustness evaluation a completed job asked for; its id, or None."""
-        return evaluations.evaluate_trained(job)
+        return evaluation_jobs.evaluate_trained(job)
 
     # -- weights --------------------------------------------------------------------
     def read_weights(self, key: str, signature: TensorSignature) -> Tensors:

@@ -52,8 +52,8 @@ from starlette.routing import Route
 from cohort import aws
 from cohort.local.accounts import run_post_confirmation
 from cohort.local.outbox import Outbox
-from cohort.services.http import BodyLimit, allow_cross_origin
 from cohort.settings import get_settings
+from cohort.web.http import BodyLimit, allow_cross_origin
 
 log = logging.getLogger(__name__)
 

@@ -16,12 +16,11 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
-from cohort import aws
+from cohort import aws, storage
 from cohort.domain.errors import CohortError, PayloadTooLarge
 from cohort.notify.messages import Attachment, Notification
 from cohort.notify.mime import File, compose
 from cohort.notify.rendering import render
-from cohort.services import storage
 from cohort.settings import get_settings
 
 log = logging.getLogger(__name__)

@@ -1,1 +1,1 @@
-"""Service layer: the orchestrator's use cases, authentication and launchers."""
+"""Service layer: the orchestrator's use cases, its HTTP app and the launchers of FL nodes."""

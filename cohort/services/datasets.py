@@ -9,13 +9,13 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from cohort import storage
 from cohort.catalogue import Bucket, Group
 from cohort.datasets.schema import MAX_SEED, DatasetSchema, Name, SampleFormat
 from cohort.domain.errors import Conflict, Forbidden, NotFound, Unauthorized
 from cohort.domain.records import ApiKeyRecord, DatasetRecord, DatasetStatus
-from cohort.services import storage
-from cohort.services.auth import Principal
 from cohort.services.ownership import owned_record
+from cohort.web.auth import Principal
 
 
 class DatasetRegistration(DatasetSchema):

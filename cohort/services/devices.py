@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from cohort.services import datasets
-from cohort.services.auth import DeviceIdentity, DeviceTokens
+from cohort.web.auth import DeviceIdentity, DeviceTokens
 
 DeviceId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
 

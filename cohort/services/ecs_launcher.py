@@ -20,12 +20,12 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from cohort import aws
+from cohort.catalogue import NODE_PORT
 from cohort.services.launcher import LaunchedNode
 from cohort.settings import Settings
 
 log = logging.getLogger(__name__)
 
-NODE_PORT = 8080
 STARTED_BY = "cohort-orchestrator"
 JOB_TAG = "cohort:job-id"
 STOP_REASON = "training job ended"

@@ -1,50 +1,36 @@
 """Robustness evaluations: submit one, watch it, fetch its report.
 
-The API only records the request and queues the evaluation's id; the
-evaluator worker (``cohort.evaluation.worker``) does the work and writes the
-outcome back to the same record.
+The API checks ownership and hands the request to the evaluation job's contract
+(``cohort.evaluation.jobs``), which records it and queues its id; the evaluator
+worker (``cohort.evaluation.worker``) does the work and writes the outcome back
+to the same record.
 """
 
 from __future__ import annotations
 
-import logging
-import re
 import uuid
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from pynamodb.exceptions import PutError
 
-from cohort import aws
-from cohort.catalogue import Bucket, Group, Queue
+from cohort import storage
+from cohort.catalogue import Bucket, Group
 from cohort.domain.errors import Conflict, InvalidInput
 from cohort.domain.records import (
     EvaluationRecord,
     EvaluationStatus,
     JobStatus,
-    ModelRecord,
     ModelStatus,
     TrainingJobRecord,
-    utcnow,
 )
-from cohort.evaluation.engine import SEARCH_ITERATIONS
-from cohort.evaluation.spec import ATTACK_NORMS, BUILTIN_DATASET, EvaluationSpec
-from cohort.services import models, storage
-from cohort.services.auth import Principal
+from cohort.evaluation import jobs
+from cohort.evaluation.spec import EvaluationSpec
+from cohort.services import models
 from cohort.services.ownership import owned_record
 from cohort.settings import get_settings
+from cohort.web.auth import Principal
 
-log = logging.getLogger(__name__)
-
-# Work budget of one evaluation, in per-sample gradient passes: what keeps one
-# request from holding a GPU for hours. 20 million is a few minutes for a small
-# CNN on one GPU (see docs/evaluation.md).
-MAX_GRADIENT_PASSES = 20_000_000
 _REPORT_FORMATS = {"html": "report.html", "json": "report.json"}
-
-
-def _evaluation_set_pattern(owner_id: str) -> re.Pattern[str]:
-    return re.compile(rf"evaluation-sets/{re.escape(owner_id)}/[0-9a-f]{{32}}\.safetensors")
 
 
 class EvaluationRequest(BaseModel):
@@ -99,51 +85,6 @@ class EvaluationSetUpload(BaseModel):
     max_bytes: int
 
 
-class EvaluationMessage(BaseModel):
-    """The evaluations queue's message: ids only, the record holds the rest."""
-
-    model_config = ConfigDict(extra="forbid")
-    evaluation_id: str
-
-
-# -- checks ---------------------------------------------------------------------------------------
-
-
-def gradient_passes(spec: EvaluationSpec) -> int:
-    """The most work an evaluation can ask for, in per-sample forward and backward passes.
-
-    The engine attacks only correctly classified samples, so a run usually does less.
-    """
-    restarts = spec.restarts if spec.random_start else 1
-    per_sample = sum(
-        sum(1 for eps in spec.epsilons(ATTACK_NORMS[attack]) if eps > 0)
-        * (1 if attack == "fgsm" else spec.steps * restarts)
-        for attack in spec.attacks
-    )
-    if spec.minimal_perturbation and spec.uses("linf"):
-        per_sample += SEARCH_ITERATIONS * spec.steps
-    return spec.samples * per_sample
-
-
-def check_spec(owner_id: str, spec: EvaluationSpec) -> None:
-    """What the spec's own validation cannot see: the work budget and whose the data is."""
-    passes = gradient_passes(spec)
-    if passes > MAX_GRADIENT_PASSES:
-        raise InvalidInput(
-            f"spec: the evaluation needs about {passes:,} gradient passes (samples x attacks x ε values x "
-            f"steps x restarts); the limit is {MAX_GRADIENT_PASSES:,}: lower samples, steps or the ε grids"
-        )
-    if spec.dataset == BUILTIN_DATASET:
-        return
-    if not _evaluation_set_pattern(owner_id).fullmatch(spec.dataset) or not storage.exists(
-        Bucket.MODELS, spec.dataset
-    ):
-        raise InvalidInput(
-            f"spec.dataset: {BUILTIN_DATASET!r} or the 'dataset' of an evaluation set you uploaded "
-            "through POST /v1/evaluations/uploads"
-        )
-
-
 # -- use cases ------------------------------------------------------------------------------------
 
 
@@ -162,67 +103,7 @@ def submit(caller: Principal, request: EvaluationRequest) -> EvaluationView:
             raise Conflict(f"the job is {job.status}; its trained model can be evaluated once it completes")
         weights_key = job.trained_weights_key
     return EvaluationView.of(
-        _create(uuid.uuid4().hex, model, request.spec, weights_key=weights_key, job_id=request.job_id)
-    )
-
-
-def auto_evaluation_id(job_id: str) -> str:
-    """The id of a job's evaluation on completion: derived, so a restarted node creates it only once."""
-    return uuid.uuid5(uuid.NAMESPACE_URL, f"cohort:trained-model:{job_id}").hex
-
-
-def evaluate_trained(job: TrainingJobRecord) -> str | None:
-    """Queue the evaluation a completed job asked for; its id, or None if it asked for none."""
-    if job.evaluation_spec is None or job.status != JobStatus.COMPLETED or not job.trained_weights_key:
-        return None
-    evaluation_id = auto_evaluation_id(job.job_id)
-    model = ModelRecord.get(job.model_id)
-    spec = EvaluationSpec.model_validate(job.evaluation_spec)
-    _create(evaluation_id, model, spec, weights_key=job.trained_weights_key, job_id=job.job_id)
-    return evaluation_id
-
-
-def _create(
-    evaluation_id: str, model: ModelRecord, spec: EvaluationSpec, *, weights_key: str, job_id: str | None
-) -> EvaluationRecord:
-    check_spec(model.owner_id, spec)
-    record = EvaluationRecord(
-        evaluation_id,
-        owner_id=model.owner_id,
-        model_id=model.model_id,
-        job_id=job_id,
-        weights_key=weights_key,
-        status=EvaluationStatus.QUEUED,
-        request=spec.model_dump(mode="json"),
-    )
-    try:
-        record.save(condition=EvaluationRecord.evaluation_id.does_not_exist())
-    except PutError as exc:
-        if exc.cause_response_code != "ConditionalCheckFailedException":
-            raise
-        return EvaluationRecord.get(evaluation_id, consistent_read=True)  # created and queued before
-    try:
-        _send(EvaluationMessage(evaluation_id=evaluation_id))
-    except Exception as exc:
-        log.exception("queueing evaluation %s failed", evaluation_id)
-        fail(record, f"the evaluation could not be queued: {exc}")
-        raise
-    return record
-
-
-def _send(message: EvaluationMessage) -> None:
-    sqs = aws.client("sqs")
-    queue_url = sqs.get_queue_url(QueueName=get_settings().catalogue.queue(Queue.EVALUATIONS))["QueueUrl"]
-    sqs.send_message(QueueUrl=queue_url, MessageBody=message.model_dump_json())
-
-
-def fail(record: EvaluationRecord, reason: str) -> None:
-    record.update(
-        actions=[
-            EvaluationRecord.status.set(EvaluationStatus.FAILED),
-            EvaluationRecord.status_reason.set(reason[:2000]),
-            EvaluationRecord.updated_at.set(utcnow()),
-        ]
+        jobs.create(uuid.uuid4().hex, model, request.spec, weights_key=weights_key, job_id=request.job_id)
     )
 
 
@@ -239,17 +120,15 @@ def list_owned(caller: Principal) -> list[EvaluationView]:
     return [EvaluationView.of(record) for record in records]
 
 
-def report_key(evaluation_id: str, filename: str) -> str:
-    return f"evaluations/{evaluation_id}/{filename}"
-
-
 def report(caller: Principal, evaluation_id: str, fmt: Literal["html", "json"]) -> storage.Download:
     record = owned(caller, evaluation_id)
     if record.status != EvaluationStatus.COMPLETED:
         raise Conflict(f"the evaluation is {record.status}; its report is there once it completes")
     filename = _REPORT_FORMATS[fmt]
     return storage.download(
-        Bucket.REPORTS, report_key(evaluation_id, filename), filename=f"evaluation-{evaluation_id}-{filename}"
+        Bucket.REPORTS,
+        jobs.report_key(evaluation_id, filename),
+        filename=f"evaluation-{evaluation_id}-{filename}",
     )
 
 
@@ -259,7 +138,7 @@ def create_upload(caller: Principal, request: UploadRequest) -> EvaluationSetUpl
     max_bytes = get_settings().max_evaluation_set_bytes
     if request.size_bytes > max_bytes:
         raise InvalidInput(f"size_bytes: an evaluation set is at most {max_bytes:,} bytes")
-    key = f"evaluation-sets/{caller.user_id}/{uuid.uuid4().hex}.safetensors"
+    key = jobs.evaluation_set_key(caller.user_id)
     return EvaluationSetUpload(
         dataset=key,
         upload_url=storage.presigned_put(Bucket.MODELS, key, content_length=request.size_bytes),

@@ -7,6 +7,7 @@ import uuid
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cohort import storage
 from cohort.catalogue import Bucket, Group
 from cohort.domain.errors import Conflict
 from cohort.domain.records import (
@@ -22,12 +23,13 @@ from cohort.domain.records import (
     utcnow,
 )
 from cohort.domain.training import ClientConfig, ServerConfig
+from cohort.evaluation import jobs as evaluation_jobs
 from cohort.evaluation.spec import EvaluationSpec
-from cohort.services import datasets, evaluations, models, storage
-from cohort.services.auth import Principal
+from cohort.services import datasets, models
 from cohort.services.launcher import Launcher
 from cohort.services.ownership import owned_record
 from cohort.settings import get_settings
+from cohort.web.auth import Principal
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +109,7 @@ class JobView(BaseModel):
             total_rounds=server_config.rounds,
             client_config=ClientConfig.model_validate(record.client_config),
             server_config=server_config,
-            evaluation_id=evaluations.auto_evaluation_id(record.job_id) if evaluated else None,
+            evaluation_id=evaluation_jobs.auto_evaluation_id(record.job_id) if evaluated else None,
             created_at=record.created_at.isoformat(),
             updated_at=record.updated_at.isoformat(),
             rounds=rounds or [],
@@ -179,7 +181,7 @@ def start(owner: Principal, request: TrainingRequest, launcher: Launcher) -> Job
     datasets.get(request.dataset_id)
     evaluation = request.evaluate_on_completion
     if evaluation is not None:
-        evaluations.check_spec(owner.user_id, evaluation)  # refused now, not when training ends
+        evaluation_jobs.check_spec(owner.user_id, evaluation)  # refused now, not when training ends
     job = TrainingJobRecord(
         uuid.uuid4().hex,
         owner_id=owner.user_id,

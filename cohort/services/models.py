@@ -13,15 +13,16 @@ import uuid
 from pydantic import BaseModel, Field
 from pynamodb.exceptions import UpdateError
 
+from cohort import storage
 from cohort.catalogue import Bucket
 from cohort.domain.architecture import ArchitectureSpec, parse_architecture
 from cohort.domain.errors import Conflict
 from cohort.domain.records import ModelFormat, ModelRecord, ModelStatus
 from cohort.domain.weights import TensorSignature, decode
-from cohort.services import onnx_sandbox, storage
-from cohort.services.auth import Principal
+from cohort.onnx_import import sandbox
 from cohort.services.ownership import owned_record
 from cohort.settings import get_settings
+from cohort.web.auth import Principal
 
 
 class ModelView(BaseModel):
@@ -124,7 +125,7 @@ def commit_upload(owner: Principal, model_id: str) -> ModelView:
 
 def _commit_onnx(record: ModelRecord, source: bytes) -> None:
     """Convert in the sandbox, then validate its output exactly as an upload: spec, then weights."""
-    converted = onnx_sandbox.convert_onnx(source, get_settings())
+    converted = sandbox.convert_onnx(source, get_settings())
     architecture = parse_architecture(converted.architecture)
     decode(converted.weights, TensorSignature.of(architecture.build()), what="the converted weights")
     storage.put_bytes(Bucket.MODELS, record.weights_key, converted.weights)

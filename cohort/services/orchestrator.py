@@ -15,16 +15,18 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Response
 from pydantic import BaseModel, ConfigDict, StringConstraints
 from starlette.concurrency import run_in_threadpool
 
+from cohort import storage
 from cohort.catalogue import Group
 from cohort.datasets.schema import SampleFormat
 from cohort.domain.architecture import ArchitectureSpec
 from cohort.domain.records import bind_tables
 from cohort.evaluation.results import EvaluationResult
-from cohort.services import datasets, devices, evaluations, http, jobs, models, storage
-from cohort.services.auth import CognitoVerifier, DeviceIdentity, DeviceTokens, Principal
+from cohort.services import datasets, devices, evaluations, jobs, models
 from cohort.services.ecs_launcher import EcsLauncher
 from cohort.services.launcher import Launcher, LocalProcessLauncher
 from cohort.settings import Settings, get_settings
+from cohort.web import http
+from cohort.web.auth import CognitoVerifier, DeviceIdentity, DeviceTokens, Principal
 
 log = logging.getLogger(__name__)
 

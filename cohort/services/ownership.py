@@ -11,7 +11,7 @@ from typing import TypeVar
 from pynamodb.models import Model
 
 from cohort.domain.errors import NotFound
-from cohort.services.auth import Principal
+from cohort.web.auth import Principal
 
 Record = TypeVar("Record", bound=Model)
 

@@ -3,10 +3,8 @@
 import os
 import sys
 
+from cohort.catalogue import NODE_PORT
 from cohort.federated.node_app import serve
-
-# The port the orchestrator's load-balancer target groups send traffic to.
-from cohort.services.ecs_launcher import NODE_PORT
 
 
 def main() -> None:

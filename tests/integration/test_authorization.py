@@ -16,8 +16,8 @@ from cohort.catalogue import Group
 from cohort.local.platform import PlatformState
 from cohort.openapi import documents
 from cohort.sdk import CohortError
-from cohort.services.auth import DEVICE_TOKEN_AUDIENCE, DEVICE_TOKEN_ISSUER
 from cohort.settings import get_settings
+from cohort.web.auth import DEVICE_TOKEN_AUDIENCE, DEVICE_TOKEN_ISSUER
 
 from .scenario import AVAILABLE, Device, Setting
 

@@ -15,13 +15,12 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 
-from cohort import aws
+from cohort import aws, storage
 from cohort.catalogue import Bucket, Table
 from cohort.datasets import samples
 from cohort.domain.records import DatasetRecord, DatasetStatus
 from cohort.local import lambda_runtime
 from cohort.local.provision import UserPool
-from cohort.services import storage
 from cohort.settings import get_settings
 
 from .functions import recorded_event

@@ -9,12 +9,11 @@ from typing import Any
 import pytest
 from botocore.stub import Stubber
 
-from cohort import aws
+from cohort import aws, storage
 from cohort.catalogue import Bucket, Table
 from cohort.local import lambda_runtime
 from cohort.local.provision import UserPool
 from cohort.notify.sending import MAX_ATTACHMENT_BYTES
-from cohort.services import storage
 from cohort.settings import get_settings
 
 from .functions import recorded_event, sent_emails, sqs_event

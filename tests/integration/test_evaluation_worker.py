@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import torch
 
-from cohort import aws
+from cohort import aws, storage
 from cohort.catalogue import Bucket, Queue
 from cohort.domain.architecture import parse_architecture
 from cohort.domain.records import (
@@ -28,9 +28,10 @@ from cohort.domain.records import (
     UserRecord,
 )
 from cohort.domain.weights import encode, trainable_state
-from cohort.services import evaluations, storage
-from cohort.services.auth import Principal
+from cohort.evaluation import jobs
+from cohort.services import evaluations
 from cohort.settings import get_settings
+from cohort.web.auth import Principal
 
 from .functions import queued_notifications
 from .scenario import TINY_MLP
@@ -131,11 +132,11 @@ def test_a_successful_evaluation_stores_its_report_and_deletes_its_message(worke
     assert report["samples"] == 50
     assert {point["attack"] for point in report["curves"]} == {"fgsm", "pgd_linf"}
     html = storage.get_bytes(
-        Bucket.REPORTS, evaluations.report_key(evaluation_id, "report.html"), max_bytes=10_000_000
+        Bucket.REPORTS, jobs.report_key(evaluation_id, "report.html"), max_bytes=10_000_000
     ).decode()
     assert "data:image/png;base64," in html
     assert "tiny-mlp" in html
-    assert storage.exists(Bucket.REPORTS, evaluations.report_key(evaluation_id, "curve-linf.png"))
+    assert storage.exists(Bucket.REPORTS, jobs.report_key(evaluation_id, "curve-linf.png"))
     # and the message is gone
     assert _messages_left() == 0
     # and the owner is told, with the HTML report attached
@@ -144,7 +145,7 @@ def test_a_successful_evaluation_stores_its_report_and_deletes_its_message(worke
     assert notification["notification_id"] == f"evaluation-finished-{evaluation_id}"
     assert notification["to"] == owner.email
     assert notification["status"] == "completed"
-    assert notification["attachments"][0]["key"] == evaluations.report_key(evaluation_id, "report.html")
+    assert notification["attachments"][0]["key"] == jobs.report_key(evaluation_id, "report.html")
 
 
 def test_a_malformed_model_file_fails_the_evaluation_at_once_with_the_reason(worker) -> None:
@@ -299,10 +300,10 @@ def test_a_completed_job_queues_the_evaluation_it_asked_for_once(worker) -> None
     )
 
     # When its node announces the end twice, as a restarted node would
-    first, second = evaluations.evaluate_trained(job), evaluations.evaluate_trained(job)
+    first, second = jobs.evaluate_trained(job), jobs.evaluate_trained(job)
 
     # Then one evaluation of the trained weights is queued, once
-    assert first == second == evaluations.auto_evaluation_id(job.job_id)
+    assert first == second == jobs.auto_evaluation_id(job.job_id)
     record = _record(first)
     assert (record.job_id, record.weights_key) == (job.job_id, job.trained_weights_key)
     assert _messages_left() == 1

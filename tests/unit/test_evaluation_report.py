@@ -139,7 +139,7 @@ def test_the_summary_holds_the_headline_numbers_only() -> None:
 
 
 def test_the_work_budget_counts_every_attack_step_and_the_search() -> None:
-    from cohort.services.evaluations import MAX_GRADIENT_PASSES, gradient_passes
+    from cohort.evaluation.jobs import MAX_GRADIENT_PASSES, gradient_passes
 
     spec = EvaluationSpec(
         attacks=["fgsm", "pgd_linf"], epsilons_linf=[0.0, 0.1, 0.2], samples=10, steps=5, restarts=2

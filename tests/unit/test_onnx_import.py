@@ -15,8 +15,8 @@ from safetensors.numpy import load_file
 
 from cohort.domain.architecture import parse_architecture
 from cohort.domain.errors import InvalidInput
-from cohort.domain.onnx_import import convert
 from cohort.domain.weights import load_into
+from cohort.onnx_import.convert import convert
 
 from .onnx_models import (
     CHANNELS_LAST_LAYERS,

@@ -8,9 +8,9 @@ import torch
 
 from cohort.domain.architecture import parse_architecture
 from cohort.domain.errors import InvalidInput
-from cohort.domain.onnx_import import convert
 from cohort.domain.weights import TensorSignature, decode
-from cohort.services.onnx_sandbox import SandboxLimits, run_child
+from cohort.onnx_import.convert import convert
+from cohort.onnx_import.sandbox import SandboxLimits, run_child
 
 from .onnx_models import GraphBuilder, cnn
 

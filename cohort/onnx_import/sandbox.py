@@ -186,7 +186,7 @@ def _limit_self(memory_bytes: int, cpu_seconds: int) -> None:
 def _child_main(memory_bytes: int, cpu_seconds: int) -> int:
     from safetensors.numpy import save
 
-    from cohort.domain.onnx_import import convert
+    from cohort.onnx_import.convert import convert
 
     _limit_self(memory_bytes, cpu_seconds)
     try:

@@ -2,7 +2,7 @@
 
 An ONNX file is a protobuf: reading it runs no code, but a crafted one can still
 ask a parser for unbounded memory or time, so this runs only inside the limited
-child process of :mod:`cohort.services.onnx_sandbox`. It uses onnx and numpy,
+child process of :mod:`cohort.onnx_import.sandbox`. It uses onnx and numpy,
 never torch, and produces plain data: layer documents for an
 :class:`~cohort.domain.architecture.ArchitectureSpec` and float32 arrays named as
 that spec's ``nn.Sequential`` names them. The parent validates both as it
@@ -10,7 +10,7 @@ validates any upload.
 
 Only a single chain of allow-listed layers is accepted: each node reads the
 previous node's output plus constants, and shape arithmetic on the way (see
-:mod:`cohort.domain.onnx_shapes`) is evaluated, not imported. Anything else is
+:mod:`cohort.onnx_import.shapes`) is evaluated, not imported. Anything else is
 refused with the node's name and op, and what to change.
 """
 
@@ -27,8 +27,8 @@ from onnx import helper, numpy_helper, shape_inference
 from onnx.external_data_helper import uses_external_data
 
 from cohort.domain.errors import InvalidInput
-from cohort.domain.onnx_patterns import fuse_written_out_gelus
-from cohort.domain.onnx_shapes import SHAPE_OPS, ShapeArithmetic, reshaped
+from cohort.onnx_import.patterns import fuse_written_out_gelus
+from cohort.onnx_import.shapes import SHAPE_OPS, ShapeArithmetic, reshaped
 
 SUPPORTED_OPS = (
     "Conv",

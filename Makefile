@@ -16,7 +16,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 # Synth needs a region (ELB access logging is regional); AWS_REGION=... picks another.
 AWS_REGION ?= us-east-1
 
-.PHONY: demo test lint synth website website-zip bench diagram
+.PHONY: demo test check lint lambda-wheels synth website website-zip bench diagram
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-test-nodeps.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -32,6 +32,8 @@ $(CDK_CLI): package.json package-lock.json
 $(WHEELHOUSE): lambdas/requirements.txt $(STAMP)
 	$(PY) -m cdk_stacks.constructs.lambda_bundling
 	touch $@
+
+lambda-wheels: $(WHEELHOUSE)
 
 $(WEBSITE_DEPS): website/package.json website/package-lock.json
 	cd website && npm ci --no-audit --no-fund --silent
@@ -67,9 +69,15 @@ synth: $(STAMP) $(CDK_CLI) $(WHEELHOUSE)
 	AWS_REGION=$(AWS_REGION) npx cdk synth --no-notices --quiet
 	$(VENV)/bin/cfn-lint --non-zero-exit-code error cdk.out/*.template.json
 
+# The full gate, which CI runs: lint, synth, the website's build and unit tests, then every test.
 test: lint synth $(WEBSITE)
 	cd website && npm test --silent
 	$(PY) -m pytest
+
+# The fast loop: lint, then every test that needs no local platform, no browser and no minutes
+# (the markers in pyproject.toml). It synthesizes the stacks in process, hence the wheelhouse.
+check: lint $(WHEELHOUSE)
+	$(PY) -m pytest -m "not platform and not browser and not slow"
 
 BENCHMARKS := aggregation dataset_generation handler_imports onnx_import robustness synth
 

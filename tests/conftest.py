@@ -17,6 +17,16 @@ from cohort.sdk import CohortClient, sign_in
 from .built_site import write_built_site
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs the session's local platform, however it reaches the fixture.
+
+    `make check` deselects them by this mark, so a new platform test cannot slip into the fast loop.
+    """
+    for item in items:
+        if "platform" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.platform)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_clients() -> Iterator[None]:
     """Tests that change the environment must not leave cached clients behind."""

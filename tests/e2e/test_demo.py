@@ -7,6 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+# Each test starts a whole local platform of its own, as a person would, in a fresh process.
+pytestmark = [pytest.mark.platform, pytest.mark.slow]
+
 
 def test_the_demo_trains_an_accurate_model_and_ends_with_one_json_line(tmp_path: Path) -> None:
     # When the demo runs in a fresh process, on its own local platform

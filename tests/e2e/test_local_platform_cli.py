@@ -10,11 +10,16 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from cohort.processes import is_alive
 from tests.built_site import INDEX_MARKER, write_built_site
 
 COHORT = [sys.executable, "-m", "cohort.cli"]
+
+
+# Each test starts a whole local platform of its own, as a person would, in a fresh process.
+pytestmark = [pytest.mark.platform, pytest.mark.slow]
 
 
 def _up(home: Path, website_dir: Path) -> subprocess.Popen[str]:

@@ -223,6 +223,7 @@ def test_the_build_spec_builds_website_and_publishes_dist_with_the_stage_config(
     assert frontend["artifacts"] == {"baseDirectory": "dist", "files": ["**/*"]}
 
 
+@pytest.mark.slow  # npm ci and a Vite build on a copy of the repository
 def test_amplify_builds_a_servable_site_from_a_checkout(dev: Synth, tmp_path: Path) -> None:
     # Given a checkout laid out like the repository: the site and the OpenAPI document it types its calls from
     application = _application(dev)
@@ -306,6 +307,7 @@ def test_a_repository_token_is_read_by_cloudformation_from_secrets_manager() -> 
     assert "resolve:secretsmanager" not in json.dumps(template.get("Outputs", {}))
 
 
+@pytest.mark.slow  # make website-zip builds the site first when it is not built
 def test_the_manual_deployment_bundle_holds_the_build_and_the_stacks_config(tmp_path: Path) -> None:
     # Given an AWS CLI that answers describe-stacks with a website stack's SiteConfig output
     config = {

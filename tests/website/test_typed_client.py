@@ -29,6 +29,10 @@ def _typecheck(document: dict, root: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+# Each test type-checks the whole site with tsc.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def published() -> dict:
     if not (WEBSITE / "node_modules").exists():

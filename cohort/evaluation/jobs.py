@@ -25,8 +25,9 @@ from cohort.domain.records import (
     TrainingJobRecord,
     utcnow,
 )
+from cohort.evaluation.attacks import ATTACKS
 from cohort.evaluation.engine import SEARCH_ITERATIONS
-from cohort.evaluation.spec import ATTACK_NORMS, BUILTIN_DATASET, EvaluationSpec
+from cohort.evaluation.spec import BUILTIN_DATASET, EvaluationSpec
 from cohort.notify.messages import MAX_REASON
 from cohort.settings import get_settings
 
@@ -70,8 +71,8 @@ def gradient_passes(spec: EvaluationSpec) -> int:
     """
     restarts = spec.restarts if spec.random_start else 1
     per_sample = sum(
-        sum(1 for eps in spec.epsilons(ATTACK_NORMS[attack]) if eps > 0)
-        * (1 if attack == "fgsm" else spec.steps * restarts)
+        sum(1 for eps in spec.epsilons(ATTACKS[attack].norm) if eps > 0)
+        * (spec.steps * restarts if ATTACKS[attack].iterates else 1)
         for attack in spec.attacks
     )
     if spec.minimal_perturbation and spec.uses("linf"):

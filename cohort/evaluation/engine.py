@@ -23,16 +23,13 @@ from torch import nn
 from torch.nn import functional
 
 from cohort.domain.errors import InvalidInput
-from cohort.evaluation import metrics
+from cohort.evaluation import metrics, work
 from cohort.evaluation.attacks import ATTACKS, SEARCH_ATTACK, Attack, AttackSettings, Norm
 from cohort.evaluation.data import EvaluationData
 from cohort.evaluation.results import EvaluationResult, Flag, GalleryItem, Headline, MinimalPerturbation
 from cohort.evaluation.spec import AttackName, EvaluationSpec
 
 GALLERY_SIZE = 8
-# Bisection rounds of the minimal-perturbation search: each halves the bracket
-# between two grid epsilons, so the estimate is within (grid gap) / 2**6.
-SEARCH_ITERATIONS = 6
 Progress = Callable[[float], None]
 
 
@@ -164,7 +161,7 @@ class _Evaluation:
     def run(self, started: float) -> tuple[EvaluationResult, Gallery]:
         self.clean_correct, clean_confidence = self._clean_pass()
         self.targets = torch.nonzero(self.clean_correct).flatten()
-        self.total = sum(self._attack_cost(ATTACKS[a]) for a in self.spec.attacks) + self._search_cost()
+        self.total = work.gradient_passes(self.spec, len(self.targets))
         outcomes = {name: self._attack(ATTACKS[name], clean_confidence) for name in self.spec.attacks}
         worst = {
             norm: metrics.worst_case([outcomes[a].robust for a in self.spec.attacks_of(norm)])
@@ -182,25 +179,6 @@ class _Evaluation:
     def _advance(self, cost: float) -> None:
         self.done += cost
         self._report(self.done / self.total if self.total else 1.0)
-
-    def _passes_per_row(self, attack: Attack) -> int:
-        """Forward+backward passes per attacked (sample, epsilon) row: the unit of progress."""
-        return self.spec.steps * self._runs(attack) if attack.iterates else 1
-
-    def _runs(self, attack: Attack) -> int:
-        # Without a random start, restarts would repeat the same deterministic run; an attack that
-        # does not iterate has no start to randomise.
-        return self.spec.restarts if self.spec.random_start and attack.iterates else 1
-
-    def _attack_cost(self, attack: Attack) -> float:
-        nonzero = [e for e in self.spec.epsilons(attack.norm) if e > 0]
-        return len(self.targets) * len(nonzero) * self._passes_per_row(attack)
-
-    def _search_cost(self) -> float:
-        return len(self.targets) * SEARCH_ITERATIONS * self.spec.steps if self._searching() else 0.0
-
-    def _searching(self) -> bool:
-        return self.spec.minimal_perturbation and self.spec.uses("linf") and max(self.spec.epsilons_linf) > 0
 
     @torch.no_grad()
     def _clean_pass(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -240,7 +218,7 @@ class _Evaluation:
 
     def _attack(self, attack: Attack, clean_confidence: torch.Tensor) -> _Outcome:
         grid = self.spec.epsilons(attack.norm)
-        columns = [j for j, eps in enumerate(grid) if eps > 0]
+        columns = work.attacked_columns(grid)
         # Epsilon 0, and every misclassified sample, keep their clean outcome.
         robust = self.clean_correct[:, None].repeat(1, len(grid))
         confidence = clean_confidence[:, None].repeat(1, len(grid))
@@ -254,7 +232,9 @@ class _Evaluation:
             # Epsilon-major rows: row j * len(chunk) + i is sample i at the j-th non-zero epsilon.
             rows, row_labels = x.repeat(len(columns), *([1] * (x.dim() - 1))), y.repeat(len(columns))
             row_eps = epsilons.repeat_interleave(len(chunk))
-            adversarial, logits = self._strongest(attack, rows, row_labels, row_eps, self._runs(attack))
+            adversarial, logits = self._strongest(
+                attack, rows, row_labels, row_eps, work.runs(attack, self.spec)
+            )
             predictions = logits.argmax(dim=1)
             right = (predictions == row_labels).view(len(columns), -1).T.cpu()
             robust[chunk[:, None], column_index] = right
@@ -264,7 +244,7 @@ class _Evaluation:
             if headline is not None:
                 block = slice(headline * len(chunk), (headline + 1) * len(chunk))
                 self._collect(attack.name, chunk, right[:, headline], adversarial[block], predictions[block])
-            self._advance(len(chunk) * len(columns) * self._passes_per_row(attack))
+            self._advance(len(chunk) * len(columns) * work.passes_per_row(attack, self.spec))
         return _Outcome(robust, confidence)
 
     def _headline_column(self, attack: Attack, grid: list[float], columns: list[int]) -> int | None:
@@ -302,7 +282,7 @@ class _Evaluation:
         ``precision`` of where the search attack starts to succeed. Samples no
         attack broke within the grid's largest epsilon are reported as unbroken.
         """
-        if not self._searching() or worst_linf is None:
+        if not work.searches(self.spec) or worst_linf is None:
             return None
         # The bracket is kept on the CPU; only the attacks run on the evaluation's device.
         grid = torch.tensor(self.spec.epsilons_linf, dtype=torch.float64, device="cpu")
@@ -312,7 +292,7 @@ class _Evaluation:
         high = grid[first]
         low = torch.where(first > 0, grid[(first - 1).clamp(min=0)], torch.zeros_like(high))
         searched = torch.nonzero(found).flatten()
-        for _ in range(SEARCH_ITERATIONS):
+        for _ in range(work.SEARCH_ITERATIONS):
             for part in searched.split(self.spec.batch_size):
                 middle = (low[part] + high[part]) / 2
                 index = self.targets[part]
@@ -321,7 +301,7 @@ class _Evaluation:
                 wrong = (logits.argmax(dim=1) != y).cpu()
                 high[part] = torch.where(wrong, middle, high[part])
                 low[part] = torch.where(wrong, low[part], middle)
-                self._advance(len(part) * self.spec.steps)
+                self._advance(len(part) * work.search_passes_per_round(self.spec))
         estimates = torch.where(found, high, torch.full_like(high, float("inf")))
         precision = float((high - low)[found].max()) if bool(found.any()) else 0.0
         return metrics.minimal_perturbation_summary(estimates, precision, max(self.spec.epsilons_linf))

@@ -19,6 +19,22 @@ BUILTIN_DATASET = "digits"
 MAX_EPSILONS = 12
 
 
+def _attacks_description() -> str:
+    """The ``attacks`` field's help in the API's documentation: one line per registered attack."""
+    lines = []
+    for attack in ATTACKS.values():
+        kind = "" if attack.iterates else "; single step, so `steps` and `restarts` do not apply"
+        lines.append(f"- `{attack.name}` ({attack.norm}{kind}): {attack.summary}")
+    return "The attacks to run, each at most once; all of them by default:\n" + "\n".join(lines)
+
+
+# Each attack's label, norm and summary, for clients that present the choice (the website's form).
+_ATTACK_DETAILS = {
+    attack.name: {"label": attack.label, "norm": attack.norm, "summary": attack.summary}
+    for attack in ATTACKS.values()
+}
+
+
 def _epsilon_grid(values: list[float]) -> list[float]:
     if values != sorted(set(values)):
         raise ValueError("epsilons must be sorted ascending without repeats")
@@ -30,7 +46,12 @@ class EvaluationSpec(BaseModel):
 
     attacks: Annotated[
         list[AttackName],
-        Field(min_length=1, max_length=len(ATTACKS)),
+        Field(
+            min_length=1,
+            max_length=len(ATTACKS),
+            description=_attacks_description(),
+            json_schema_extra={"x-attacks": _ATTACK_DETAILS},
+        ),
     ] = list(ATTACKS)
     epsilons_linf: Annotated[
         list[Annotated[float, Field(ge=0.0, le=1.0)]], Field(min_length=1, max_length=MAX_EPSILONS)

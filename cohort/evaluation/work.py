@@ -51,9 +51,9 @@ def gradient_passes(spec: EvaluationSpec, samples: int) -> int:
 
     The search bisects only the samples some attack broke within the grid, so a run may do less.
     """
+    chosen = [ATTACKS[name] for name in spec.attacks]
     per_sample = sum(
-        len(attacked_columns(spec.epsilons(ATTACKS[name].norm))) * passes_per_row(ATTACKS[name], spec)
-        for name in spec.attacks
+        len(attacked_columns(spec.epsilons(attack.norm))) * passes_per_row(attack, spec) for attack in chosen
     )
     if searches(spec):
         per_sample += SEARCH_ITERATIONS * search_passes_per_round(spec)

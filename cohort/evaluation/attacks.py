@@ -14,11 +14,18 @@ an iterate out of the ball; they are counted in ``GradientStats`` first.
 Loss: cross-entropy summed over rows, so each row's gradient is its own
 (a mean would scale it by the batch size; sign and L2-normalised steps do
 not care, but the zero-gradient test would).
+
+``ATTACKS`` at the end is the registry: each attack is declared once there, and
+the spec, the engine, the work budget and the API read it from there.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal
 
 import torch
 from torch import nn
@@ -205,4 +212,70 @@ def apgd_ce(
     return torch.where(_rows(broken, x), found, best)
 
 
-ATTACKS = {"fgsm": fgsm, "pgd_linf": pgd_linf, "pgd_l2": pgd_l2, "apgd_ce": apgd_ce}
+Norm = Literal["linf", "l2"]
+AttackFunction = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor, AttackSettings], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Attack:
+    """One attack as the platform offers it: all that the spec, the engine, the budget and the API read.
+
+    ``run`` takes the model, the rows, their labels, each row's epsilon and the settings, and returns
+    the adversarial rows. An attack that does not iterate takes one input gradient per row and
+    ignores ``steps``, ``restarts`` and ``random_start``; one that does takes ``steps`` of them per run.
+    """
+
+    name: str  # what a spec lists and the report's curves are keyed by
+    label: str  # what people read: in the flags and on the website's form
+    norm: Norm
+    iterates: bool
+    run: AttackFunction
+    summary: str  # what it does, in one line, published with the API's schema
+
+
+def attack_registry(*attacks: Attack) -> Mapping[str, Attack]:
+    """The attacks by name, in the order given: the spec's default and the API's enum keep it."""
+    repeated = sorted(name for name, count in Counter(a.name for a in attacks).items() if count > 1)
+    if repeated:
+        raise ValueError(f"each attack name may be registered once; repeated: {', '.join(repeated)}")
+    return MappingProxyType({attack.name: attack for attack in attacks})
+
+
+ATTACKS = attack_registry(
+    Attack(
+        name="fgsm",
+        label="FGSM",
+        norm="linf",
+        iterates=False,
+        run=fgsm,
+        summary="one signed gradient step: fast, and a check on the others",
+    ),
+    Attack(
+        name="pgd_linf",
+        label="PGD",
+        norm="linf",
+        iterates=True,
+        run=pgd_linf,
+        summary="projected gradient descent, the standard L∞ attack",
+    ),
+    Attack(
+        name="pgd_l2",
+        label="PGD L2",
+        norm="l2",
+        iterates=True,
+        run=pgd_l2,
+        summary="projected gradient descent inside an L2 ball",
+    ),
+    Attack(
+        name="apgd_ce",
+        label="APGD-CE",
+        norm="linf",
+        iterates=True,
+        run=apgd_ce,
+        summary="auto-PGD with a step size that adapts itself",
+    ),
+)
+
+# The attack the minimal-perturbation search runs, once per bisection round. The search brackets each
+# sample's boundary between points of the L∞ grid, so this has to be an iterating L∞ attack.
+SEARCH_ATTACK = ATTACKS["pgd_linf"]

@@ -23,16 +23,13 @@ from torch import nn
 from torch.nn import functional
 
 from cohort.domain.errors import InvalidInput
-from cohort.evaluation import metrics
-from cohort.evaluation.attacks import ATTACKS, AttackSettings
+from cohort.evaluation import metrics, work
+from cohort.evaluation.attacks import ATTACKS, SEARCH_ATTACK, Attack, AttackSettings, Norm
 from cohort.evaluation.data import EvaluationData
-from cohort.evaluation.results import EvaluationResult, GalleryItem, Headline, MinimalPerturbation
-from cohort.evaluation.spec import ATTACK_NORMS, AttackName, EvaluationSpec, Norm
+from cohort.evaluation.results import EvaluationResult, Flag, GalleryItem, Headline, MinimalPerturbation
+from cohort.evaluation.spec import AttackName, EvaluationSpec
 
 GALLERY_SIZE = 8
-# Bisection rounds of the minimal-perturbation search: each halves the bracket
-# between two grid epsilons, so the estimate is within (grid gap) / 2**6.
-SEARCH_ITERATIONS = 6
 Progress = Callable[[float], None]
 
 
@@ -164,8 +161,8 @@ class _Evaluation:
     def run(self, started: float) -> tuple[EvaluationResult, Gallery]:
         self.clean_correct, clean_confidence = self._clean_pass()
         self.targets = torch.nonzero(self.clean_correct).flatten()
-        self.total = sum(self._attack_cost(a) for a in self.spec.attacks) + self._search_cost()
-        outcomes = {attack: self._attack(attack, clean_confidence) for attack in self.spec.attacks}
+        self.total = work.gradient_passes(self.spec, len(self.targets))
+        outcomes = {name: self._attack(ATTACKS[name], clean_confidence) for name in self.spec.attacks}
         worst = {
             norm: metrics.worst_case([outcomes[a].robust for a in self.spec.attacks_of(norm)])
             for norm in ("linf", "l2")
@@ -183,24 +180,6 @@ class _Evaluation:
         self.done += cost
         self._report(self.done / self.total if self.total else 1.0)
 
-    def _passes_per_row(self, attack: AttackName) -> int:
-        """Forward+backward passes per attacked (sample, epsilon) row: the unit of progress."""
-        return 1 if attack == "fgsm" else self.spec.steps * self._runs(attack)
-
-    def _runs(self, attack: AttackName) -> int:
-        # Without a random start, restarts would repeat the same deterministic run.
-        return self.spec.restarts if self.spec.random_start and attack != "fgsm" else 1
-
-    def _attack_cost(self, attack: AttackName) -> float:
-        nonzero = [e for e in self.spec.epsilons(ATTACK_NORMS[attack]) if e > 0]
-        return len(self.targets) * len(nonzero) * self._passes_per_row(attack)
-
-    def _search_cost(self) -> float:
-        return len(self.targets) * SEARCH_ITERATIONS * self.spec.steps if self._searching() else 0.0
-
-    def _searching(self) -> bool:
-        return self.spec.minimal_perturbation and self.spec.uses("linf") and max(self.spec.epsilons_linf) > 0
-
     @torch.no_grad()
     def _clean_pass(self) -> tuple[torch.Tensor, torch.Tensor]:
         correct, confidence = [], []
@@ -214,7 +193,7 @@ class _Evaluation:
         return torch.cat(correct), torch.cat(confidence)
 
     def _strongest(
-        self, attack: AttackName, x: torch.Tensor, y: torch.Tensor, eps: torch.Tensor, runs: int
+        self, attack: Attack, x: torch.Tensor, y: torch.Tensor, eps: torch.Tensor, runs: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per row, the worst adversarial over ``runs`` restarts and its logits.
 
@@ -222,7 +201,7 @@ class _Evaluation:
         """
         best: tuple[torch.Tensor, ...] | None = None
         for _ in range(runs):
-            adversarial = ATTACKS[attack](self.model, x, y, eps, self.settings)
+            adversarial = attack.run(self.model, x, y, eps, self.settings)
             with torch.no_grad():
                 logits = self.model(adversarial)
             wrong = logits.argmax(dim=1) != y
@@ -237,9 +216,9 @@ class _Evaluation:
         assert best is not None  # runs >= 1
         return best[0], best[1]
 
-    def _attack(self, attack: AttackName, clean_confidence: torch.Tensor) -> _Outcome:
-        grid = self.spec.epsilons(ATTACK_NORMS[attack])
-        columns = [j for j, eps in enumerate(grid) if eps > 0]
+    def _attack(self, attack: Attack, clean_confidence: torch.Tensor) -> _Outcome:
+        grid = self.spec.epsilons(attack.norm)
+        columns = work.attacked_columns(grid)
         # Epsilon 0, and every misclassified sample, keep their clean outcome.
         robust = self.clean_correct[:, None].repeat(1, len(grid))
         confidence = clean_confidence[:, None].repeat(1, len(grid))
@@ -253,7 +232,9 @@ class _Evaluation:
             # Epsilon-major rows: row j * len(chunk) + i is sample i at the j-th non-zero epsilon.
             rows, row_labels = x.repeat(len(columns), *([1] * (x.dim() - 1))), y.repeat(len(columns))
             row_eps = epsilons.repeat_interleave(len(chunk))
-            adversarial, logits = self._strongest(attack, rows, row_labels, row_eps, self._runs(attack))
+            adversarial, logits = self._strongest(
+                attack, rows, row_labels, row_eps, work.runs(attack, self.spec)
+            )
             predictions = logits.argmax(dim=1)
             right = (predictions == row_labels).view(len(columns), -1).T.cpu()
             robust[chunk[:, None], column_index] = right
@@ -262,13 +243,13 @@ class _Evaluation:
             )
             if headline is not None:
                 block = slice(headline * len(chunk), (headline + 1) * len(chunk))
-                self._collect(attack, chunk, right[:, headline], adversarial[block], predictions[block])
-            self._advance(len(chunk) * len(columns) * self._passes_per_row(attack))
+                self._collect(attack.name, chunk, right[:, headline], adversarial[block], predictions[block])
+            self._advance(len(chunk) * len(columns) * work.passes_per_row(attack, self.spec))
         return _Outcome(robust, confidence)
 
-    def _headline_column(self, attack: AttackName, grid: list[float], columns: list[int]) -> int | None:
+    def _headline_column(self, attack: Attack, grid: list[float], columns: list[int]) -> int | None:
         """Where the headline epsilon sits among this attack's attacked columns, if it is one of them."""
-        if ATTACK_NORMS[attack] != self.headline_norm or self.headline_epsilon not in grid:
+        if attack.norm != self.headline_norm or self.headline_epsilon not in grid:
             return None
         position = grid.index(self.headline_epsilon)
         return columns.index(position) if position in columns else None
@@ -291,17 +272,17 @@ class _Evaluation:
                 kept.add(index)
 
     def _minimal_perturbation(self, worst_linf: torch.Tensor | None) -> MinimalPerturbation | None:
-        """Per attacked sample, the smallest L∞ epsilon at which PGD breaks it, by bisection.
+        """Per attacked sample, the smallest L∞ epsilon at which ``SEARCH_ATTACK`` breaks it, by bisection.
 
         The bracket starts from the grid: the first epsilon at which some L∞
         attack broke the sample, and the grid point below it. Each round runs
-        PGD at the bracket's middle and keeps the half where the boundary
-        lies. The estimate is the bracket's top, an epsilon at which an attack
-        did succeed: an upper bound on the true minimum, within ``precision``
-        of where PGD starts to succeed. Samples no attack broke within the
-        grid's largest epsilon are reported as unbroken.
+        the search attack at the bracket's middle and keeps the half where the
+        boundary lies. The estimate is the bracket's top, an epsilon at which
+        an attack did succeed: an upper bound on the true minimum, within
+        ``precision`` of where the search attack starts to succeed. Samples no
+        attack broke within the grid's largest epsilon are reported as unbroken.
         """
-        if not self._searching() or worst_linf is None:
+        if not work.searches(self.spec) or worst_linf is None:
             return None
         # The bracket is kept on the CPU; only the attacks run on the evaluation's device.
         grid = torch.tensor(self.spec.epsilons_linf, dtype=torch.float64, device="cpu")
@@ -311,16 +292,16 @@ class _Evaluation:
         high = grid[first]
         low = torch.where(first > 0, grid[(first - 1).clamp(min=0)], torch.zeros_like(high))
         searched = torch.nonzero(found).flatten()
-        for _ in range(SEARCH_ITERATIONS):
+        for _ in range(work.SEARCH_ITERATIONS):
             for part in searched.split(self.spec.batch_size):
                 middle = (low[part] + high[part]) / 2
                 index = self.targets[part]
                 x, y = self.inputs[index].to(self.device), self.labels[index].to(self.device)
-                _, logits = self._strongest("pgd_linf", x, y, middle.to(self.device, torch.float32), 1)
+                _, logits = self._strongest(SEARCH_ATTACK, x, y, middle.to(self.device, torch.float32), 1)
                 wrong = (logits.argmax(dim=1) != y).cpu()
                 high[part] = torch.where(wrong, middle, high[part])
                 low[part] = torch.where(wrong, low[part], middle)
-                self._advance(len(part) * self.spec.steps)
+                self._advance(len(part) * work.search_passes_per_round(self.spec))
         estimates = torch.where(found, high, torch.full_like(high, float("inf")))
         precision = float((high - low)[found].max()) if bool(found.any()) else 0.0
         return metrics.minimal_perturbation_summary(estimates, precision, max(self.spec.epsilons_linf))
@@ -336,13 +317,9 @@ class _Evaluation:
     ) -> EvaluationResult:
         spec = self.spec
         headline_robust = self._headline_robust(worst)
-        flags = metrics.gradient_flags(self.settings.stats)
-        if "fgsm" in outcomes:
-            iterative = {a: outcomes[a].robust for a in ("pgd_linf", "apgd_ce") if a in outcomes}
-            flag = metrics.fgsm_flag(spec.epsilons_linf, outcomes["fgsm"].robust, iterative)
-            flags += [flag] if flag else []
+        flags = metrics.gradient_flags(self.settings.stats) + self._single_step_flags(outcomes)
         flag = metrics.monotonicity_flag(
-            {a: (spec.epsilons(ATTACK_NORMS[a]), outcome.robust) for a, outcome in outcomes.items()}
+            {a: (spec.epsilons(ATTACKS[a].norm), outcome.robust) for a, outcome in outcomes.items()}
         )
         flags += [flag] if flag else []
         return EvaluationResult(
@@ -357,7 +334,7 @@ class _Evaluation:
                 point
                 for attack, outcome in outcomes.items()
                 for point in metrics.curve(
-                    attack, spec.epsilons(ATTACK_NORMS[attack]), outcome.robust, outcome.confidence
+                    attack, spec.epsilons(ATTACKS[attack].norm), outcome.robust, outcome.confidence
                 )
             ],
             worst_case=[
@@ -387,6 +364,24 @@ class _Evaluation:
                 for c in self._chosen()
             ],
         )
+
+    def _single_step_flags(self, outcomes: dict[AttackName, _Outcome]) -> list[Flag]:
+        """A flag for each single-step attack that clearly beat the iterative attacks of its norm."""
+        flags = []
+        for name, outcome in outcomes.items():
+            single_step = ATTACKS[name]
+            if single_step.iterates:
+                continue
+            iterative = {
+                other: outcomes[other].robust
+                for other in outcomes
+                if ATTACKS[other].iterates and ATTACKS[other].norm == single_step.norm
+            }
+            flag = metrics.single_step_flag(
+                single_step.label, self.spec.epsilons(single_step.norm), outcome.robust, iterative
+            )
+            flags += [flag] if flag else []
+        return flags
 
     def _headline_robust(self, worst: dict[Norm, torch.Tensor]) -> torch.Tensor:
         grid = self.spec.epsilons(self.headline_norm)

@@ -25,8 +25,8 @@ from cohort.domain.records import (
     TrainingJobRecord,
     utcnow,
 )
-from cohort.evaluation.engine import SEARCH_ITERATIONS
-from cohort.evaluation.spec import ATTACK_NORMS, BUILTIN_DATASET, EvaluationSpec
+from cohort.evaluation import work
+from cohort.evaluation.spec import BUILTIN_DATASET, EvaluationSpec
 from cohort.notify.messages import MAX_REASON
 from cohort.settings import get_settings
 
@@ -68,15 +68,7 @@ def gradient_passes(spec: EvaluationSpec) -> int:
 
     The engine attacks only correctly classified samples, so a run usually does less.
     """
-    restarts = spec.restarts if spec.random_start else 1
-    per_sample = sum(
-        sum(1 for eps in spec.epsilons(ATTACK_NORMS[attack]) if eps > 0)
-        * (1 if attack == "fgsm" else spec.steps * restarts)
-        for attack in spec.attacks
-    )
-    if spec.minimal_perturbation and spec.uses("linf"):
-        per_sample += SEARCH_ITERATIONS * spec.steps
-    return spec.samples * per_sample
+    return work.gradient_passes(spec, spec.samples)
 
 
 def check_spec(owner_id: str, spec: EvaluationSpec) -> None:

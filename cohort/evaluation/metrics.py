@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from cohort.evaluation.attacks import GradientStats
+from cohort.evaluation.attacks import ATTACKS, GradientStats, Norm
 from cohort.evaluation.results import (
     ClassScore,
     CleanScore,
@@ -23,7 +23,7 @@ from cohort.evaluation.results import (
     MinimalPerturbation,
     WorstCasePoint,
 )
-from cohort.evaluation.spec import ATTACK_NORMS, AttackName, Norm
+from cohort.evaluation.spec import AttackName
 
 _Z95 = 1.959964
 # A share of start points with an all-zero input gradient above which PGD
@@ -61,7 +61,7 @@ def curve(
     return [
         CurvePoint(
             attack=attack,
-            norm=ATTACK_NORMS[attack],
+            norm=ATTACKS[attack].norm,
             epsilon=eps,
             robust_accuracy=float(robust[:, j].double().mean()),
             ci95=wilson_interval(int(robust[:, j].sum()), total),
@@ -159,17 +159,24 @@ def gradient_flags(stats: GradientStats) -> list[Flag]:
     return flags
 
 
-def fgsm_flag(
-    epsilons: Sequence[float], fgsm: torch.Tensor, iterative: Mapping[AttackName, torch.Tensor]
+def single_step_flag(
+    label: str,
+    epsilons: Sequence[float],
+    single_step: torch.Tensor,
+    iterative: Mapping[AttackName, torch.Tensor],
 ) -> Flag | None:
-    """FGSM, one step, should never beat an iterative attack that starts from the same gradient."""
+    """Where a single-step attack such as FGSM clearly beat an iterative attack of its norm.
+
+    Many steps can take that one step and more, so they should never do worse. The flag keeps the
+    code it was first published under, ``fgsm_beats_pgd``, whichever single-step attack it is about.
+    """
     beaten = sorted(
         {
             eps
             for attack, robust in iterative.items()
             for j, eps in enumerate(epsilons)
             if significantly_more(
-                int((~fgsm[:, j] & robust[:, j]).sum()), int((fgsm[:, j] & ~robust[:, j]).sum())
+                int((~single_step[:, j] & robust[:, j]).sum()), int((single_step[:, j] & ~robust[:, j]).sum())
             )
         }
     )
@@ -178,7 +185,7 @@ def fgsm_flag(
     return Flag(
         code="fgsm_beats_pgd",
         message=(
-            f"At epsilon {_listing(beaten)}, the single-step FGSM broke clearly more samples than the "
+            f"At epsilon {_listing(beaten)}, the single-step {label} broke clearly more samples than the "
             "iterative attacks. A many-step attack should be at least as strong, so their gradient "
             "steps are being misled: a sign of gradient masking. Treat the iterative attacks' numbers "
             "as optimistic; rerun with more steps, more restarts or a larger step size."

@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from cohort.evaluation.spec import AttackName, Norm
+from cohort.evaluation.attacks import Norm
+from cohort.evaluation.spec import AttackName
 
 
 class Interval(BaseModel):

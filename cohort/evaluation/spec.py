@@ -10,12 +10,29 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-AttackName = Literal["fgsm", "pgd_linf", "pgd_l2", "apgd_ce"]
-Norm = Literal["linf", "l2"]
+from cohort.evaluation.attacks import ATTACKS, Norm
+
+# The registered names as a Literal: validation refuses any other and lists these, and the OpenAPI
+# document publishes them as the enum the website is typed from.
+AttackName = Literal[*ATTACKS]
 BUILTIN_DATASET = "digits"
 MAX_EPSILONS = 12
 
-ATTACK_NORMS: dict[str, Norm] = {"fgsm": "linf", "pgd_linf": "linf", "pgd_l2": "l2", "apgd_ce": "linf"}
+
+def _attacks_description() -> str:
+    """The ``attacks`` field's help in the API's documentation: one line per registered attack."""
+    lines = []
+    for attack in ATTACKS.values():
+        kind = "" if attack.iterates else "; single step, so `steps` and `restarts` do not apply"
+        lines.append(f"- `{attack.name}` ({attack.norm}{kind}): {attack.summary}")
+    return "The attacks to run, each at most once; all of them by default:\n" + "\n".join(lines)
+
+
+# Each attack's label, norm and summary, for clients that present the choice (the website's form).
+_ATTACK_DETAILS = {
+    attack.name: {"label": attack.label, "norm": attack.norm, "summary": attack.summary}
+    for attack in ATTACKS.values()
+}
 
 
 def _epsilon_grid(values: list[float]) -> list[float]:
@@ -27,12 +44,15 @@ def _epsilon_grid(values: list[float]) -> list[float]:
 class EvaluationSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    attacks: Annotated[list[AttackName], Field(min_length=1, max_length=4)] = [
-        "fgsm",
-        "pgd_linf",
-        "pgd_l2",
-        "apgd_ce",
-    ]
+    attacks: Annotated[
+        list[AttackName],
+        Field(
+            min_length=1,
+            max_length=len(ATTACKS),
+            description=_attacks_description(),
+            json_schema_extra={"x-attacks": _ATTACK_DETAILS},
+        ),
+    ] = list(ATTACKS)
     epsilons_linf: Annotated[
         list[Annotated[float, Field(ge=0.0, le=1.0)]], Field(min_length=1, max_length=MAX_EPSILONS)
     ] = [0.0, 0.02, 0.05, 0.1, 0.2, 0.3]
@@ -70,10 +90,10 @@ class EvaluationSpec(BaseModel):
         return self.step_size if self.step_size is not None else 2.5 / self.steps
 
     def uses(self, norm: Norm) -> bool:
-        return any(ATTACK_NORMS[attack] == norm for attack in self.attacks)
+        return any(ATTACKS[attack].norm == norm for attack in self.attacks)
 
     def attacks_of(self, norm: Norm) -> list[AttackName]:
-        return [attack for attack in self.attacks if ATTACK_NORMS[attack] == norm]
+        return [attack for attack in self.attacks if ATTACKS[attack].norm == norm]
 
     def epsilons(self, norm: Norm) -> list[float]:
         return self.epsilons_linf if norm == "linf" else self.epsilons_l2

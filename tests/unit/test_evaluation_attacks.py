@@ -33,7 +33,7 @@ def _settings(steps: int = 10, seed: int = 0, random_start: bool = True) -> Atta
 
 def _robust_accuracy(model: nn.Module, name: str, x: torch.Tensor, y: torch.Tensor, eps: float) -> float:
     with attack_mode(model):
-        adversarial = ATTACKS[name](model, x, y, torch.full((len(x),), eps), _settings())
+        adversarial = ATTACKS[name].run(model, x, y, torch.full((len(x),), eps), _settings())
         return float((model(adversarial).argmax(dim=1) == y).double().mean())
 
 
@@ -47,7 +47,7 @@ def test_linf_attacks_stay_inside_the_epsilon_ball_and_the_unit_box(
 
     # When the attack runs
     with attack_mode(model):
-        adversarial = ATTACKS[name](model, x, y, eps, _settings())
+        adversarial = ATTACKS[name].run(model, x, y, eps, _settings())
 
     # Then no pixel moved more than its row's epsilon, and every pixel is in [0, 1]
     moved = (adversarial - x).abs().flatten(1).amax(dim=1)
@@ -65,7 +65,7 @@ def test_pgd_l2_stays_inside_the_l2_ball_and_the_unit_box(
 
     # When PGD-L2 runs
     with attack_mode(model):
-        adversarial = ATTACKS["pgd_l2"](model, x, y, eps, _settings())
+        adversarial = ATTACKS["pgd_l2"].run(model, x, y, eps, _settings())
 
     # Then each row's L2 distance is within its budget and the pixels within [0, 1]
     distance = torch.linalg.vector_norm((adversarial - x).flatten(1), dim=1)
@@ -114,7 +114,8 @@ def test_attacks_at_epsilon_zero_leave_inputs_unchanged(
     # When every attack runs at it
     with attack_mode(model):
         outputs = {
-            name: attack(model, x, y, torch.zeros(len(x)), _settings()) for name, attack in ATTACKS.items()
+            name: attack.run(model, x, y, torch.zeros(len(x)), _settings())
+            for name, attack in ATTACKS.items()
         }
 
     # Then every attack returns the inputs themselves

@@ -10,12 +10,12 @@ from pydantic import ValidationError
 
 from cohort.evaluation.attacks import GradientStats
 from cohort.evaluation.metrics import (
-    fgsm_flag,
     gradient_flags,
     minimal_perturbation_summary,
     monotonicity_flag,
     per_class,
     significantly_more,
+    single_step_flag,
     wilson_interval,
     worst_case,
 )
@@ -96,10 +96,10 @@ def test_fgsm_flag_is_raised_only_when_fgsm_clearly_beats_an_iterative_attack() 
     pgd = torch.ones(40, 1, dtype=torch.bool)
 
     # Then the flag names the epsilon; with the roles swapped there is none
-    flag = fgsm_flag([0.1], fgsm, {"pgd_linf": pgd})
+    flag = single_step_flag("FGSM", [0.1], fgsm, {"pgd_linf": pgd})
     assert flag is not None
     assert "0.1" in flag.message
-    assert fgsm_flag([0.1], pgd, {"pgd_linf": fgsm}) is None
+    assert single_step_flag("FGSM", [0.1], pgd, {"pgd_linf": fgsm}) is None
 
 
 def test_monotonicity_flag_is_raised_when_accuracy_clearly_rises_with_epsilon() -> None:

@@ -140,11 +140,12 @@ def test_the_summary_holds_the_headline_numbers_only() -> None:
 
 def test_the_work_budget_counts_every_attack_step_and_the_search() -> None:
     from cohort.evaluation.jobs import MAX_GRADIENT_PASSES, gradient_passes
+    from cohort.evaluation.work import SEARCH_ITERATIONS
 
     spec = EvaluationSpec(
         attacks=["fgsm", "pgd_linf"], epsilons_linf=[0.0, 0.1, 0.2], samples=10, steps=5, restarts=2
     )
     # fgsm: 2 non-zero ε x 1 step; pgd: 2 x 5 steps x 2 restarts; the search: 6 bisections x 5 steps
-    assert gradient_passes(spec) == 10 * (2 + 20 + engine.SEARCH_ITERATIONS * 5)
+    assert gradient_passes(spec) == 10 * (2 + 20 + SEARCH_ITERATIONS * 5)
     assert gradient_passes(EvaluationSpec()) < MAX_GRADIENT_PASSES
     assert gradient_passes(EvaluationSpec(samples=10_000, steps=200)) > MAX_GRADIENT_PASSES

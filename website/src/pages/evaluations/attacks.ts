@@ -1,15 +1,20 @@
-import { fieldOf } from "../../forms/schema";
+import { fieldOf, schemaNamed } from "../../forms/schema";
 
-/** What each attack the API accepts does, in a line, for the evaluation form. */
-const DESCRIPTIONS: Record<string, { label: string; norm: "linf" | "l2"; summary: string }> = {
-  fgsm: { label: "FGSM", norm: "linf", summary: "one signed gradient step: fast, and a check on the others" },
-  pgd_linf: { label: "PGD", norm: "linf", summary: "projected gradient descent, the standard L∞ attack" },
-  pgd_l2: { label: "PGD L2", norm: "l2", summary: "projected gradient descent inside an L2 ball" },
-  apgd_ce: { label: "APGD-CE", norm: "linf", summary: "auto-PGD with a step size that adapts itself" },
-};
+/** What the API publishes about each attack, in the `x-attacks` of the spec's `attacks` field. */
+export interface AttackDetails {
+  label: string;
+  norm: "linf" | "l2";
+  summary: string;
+}
 
-/** The attacks in the API's schema, in its order; one the site has no words for still shows, by name. */
-export const ATTACKS = (fieldOf("EvaluationSpec", "attacks").choices ?? []).map((name) => ({
-  name,
-  ...(DESCRIPTIONS[name] ?? { label: name, norm: undefined, summary: "" }),
-}));
+export type Attack = { name: string; label: string } & Partial<AttackDetails>;
+
+/** Each attack with what the API says about it; one it says nothing about still shows, by name. */
+export function describeAttacks(names: string[], details: Partial<Record<string, AttackDetails>>): Attack[] {
+  return names.map((name) => ({ name, label: name, ...details[name] }));
+}
+
+const attacksField = schemaNamed("EvaluationSpec").properties?.attacks as { "x-attacks"?: Record<string, AttackDetails> } | undefined;
+
+/** The attacks in the API's schema, in its order, for the evaluation form. */
+export const ATTACKS = describeAttacks(fieldOf("EvaluationSpec", "attacks").choices ?? [], attacksField?.["x-attacks"] ?? {});

@@ -1,0 +1,60 @@
+"""What an evaluation costs, in per-sample gradient passes (one forward and one input backward).
+
+One model of the work serves twice: the API refuses a request that would need more than
+``jobs.MAX_GRADIENT_PASSES``, and the engine reports its progress as the share of this work done.
+It reads every attack's properties from the registry, so a new attack is costed by its entry alone.
+"""
+
+from __future__ import annotations
+
+from cohort.evaluation.attacks import ATTACKS, SEARCH_ATTACK, Attack
+from cohort.evaluation.spec import EvaluationSpec
+
+# Bisection rounds of the minimal-perturbation search: each halves the bracket
+# between two grid epsilons, so the estimate is within (grid gap) / 2**6.
+SEARCH_ITERATIONS = 6
+
+
+def attacked_columns(grid: list[float]) -> list[int]:
+    """The positions of a grid's epsilons that are attacked: at epsilon 0 every attack is the identity."""
+    return [j for j, eps in enumerate(grid) if eps > 0]
+
+
+def runs(attack: Attack, spec: EvaluationSpec) -> int:
+    """How many times the attack runs on each row; the engine keeps the worst run."""
+    # Without a random start a restart would repeat the same deterministic run, and an attack that
+    # does not iterate has no start to randomise.
+    return spec.restarts if attack.iterates and spec.random_start else 1
+
+
+def passes_per_run(attack: Attack, spec: EvaluationSpec) -> int:
+    return spec.steps if attack.iterates else 1
+
+
+def passes_per_row(attack: Attack, spec: EvaluationSpec) -> int:
+    """Gradient passes per attacked (sample, epsilon) row: the engine's unit of progress."""
+    return passes_per_run(attack, spec) * runs(attack, spec)
+
+
+def searches(spec: EvaluationSpec) -> bool:
+    """Whether the minimal-perturbation search runs: asked for, with a non-zero L∞ epsilon to bracket."""
+    return spec.minimal_perturbation and spec.uses("linf") and max(spec.epsilons_linf) > 0
+
+
+def search_passes_per_round(spec: EvaluationSpec) -> int:
+    """Gradient passes per searched sample in one bisection round: one run of the search attack."""
+    return passes_per_run(SEARCH_ATTACK, spec)
+
+
+def gradient_passes(spec: EvaluationSpec, samples: int) -> int:
+    """The work of an evaluation that attacks ``samples`` samples, the search included.
+
+    The search bisects only the samples some attack broke within the grid, so a run may do less.
+    """
+    chosen = [ATTACKS[name] for name in spec.attacks]
+    per_sample = sum(
+        len(attacked_columns(spec.epsilons(attack.norm))) * passes_per_row(attack, spec) for attack in chosen
+    )
+    if searches(spec):
+        per_sample += SEARCH_ITERATIONS * search_passes_per_round(spec)
+    return samples * per_sample

@@ -19,8 +19,8 @@ from starlette.concurrency import run_in_threadpool
 from cohort.catalogue import NODE_PORT
 from cohort.domain.records import bind_tables
 from cohort.domain.training import Availability
+from cohort.federated.aws_store import AwsNodeStore
 from cohort.federated.node import CycleAccepted, CycleRejected, DeviceReport, FederatedNode, ReportReceipt
-from cohort.federated.node_store import NodeStore
 from cohort.settings import get_settings
 from cohort.web import http
 from cohort.web.auth import DeviceIdentity, DeviceTokens
@@ -41,7 +41,7 @@ class CycleRequest(BaseModel):
 def create_node_app(job_id: str, on_finished: Callable[[], None] = lambda: None) -> FastAPI:
     settings = get_settings()
     tokens = DeviceTokens(settings)
-    node = FederatedNode(NodeStore(job_id))
+    node = FederatedNode(AwsNodeStore(job_id))
     stop_watching = threading.Event()
 
     def watch_deadlines() -> None:

@@ -13,7 +13,9 @@ import copy
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
+
+from pynamodb.models import Model
 
 from cohort.domain.errors import NotFound
 from cohort.domain.records import (
@@ -32,6 +34,7 @@ from cohort.domain.weights import Tensors, TensorSignature, decode, encode
 from cohort.federated.node_store import at_time, checkpoint_key, update_key
 
 _Item = dict[str, dict[str, Any]]  # a record as DynamoDB holds it
+_R = TypeVar("_R", bound=Model)
 
 
 class MemoryNodeStore:
@@ -53,10 +56,10 @@ class MemoryNodeStore:
 
     # -- job and model ------------------------------------------------------------
     def job(self) -> TrainingJobRecord:
-        return TrainingJobRecord.from_raw_data(_copy(self._job))
+        return _record(TrainingJobRecord, self._job)
 
     def model(self, model_id: str) -> ModelRecord:
-        model = ModelRecord.from_raw_data(_copy(self._model))
+        model = _record(ModelRecord, self._model)
         if model.model_id != model_id:
             raise ModelRecord.DoesNotExist()
         return model
@@ -85,11 +88,11 @@ class MemoryNodeStore:
             return self.job()
 
     def notify_owner(self, job: TrainingJobRecord) -> None:
-        self.owner_notifications.append(TrainingJobRecord.from_raw_data(job.serialize()))
+        self.owner_notifications.append(_record(TrainingJobRecord, job.serialize()))
 
     def request_evaluation(self, job: TrainingJobRecord) -> str | None:
         """Recorded only: no evaluator runs here, so no evaluation id comes back."""
-        self.evaluation_requests.append(TrainingJobRecord.from_raw_data(job.serialize()))
+        self.evaluation_requests.append(_record(TrainingJobRecord, job.serialize()))
         return None
 
     # -- weights --------------------------------------------------------------------
@@ -107,7 +110,7 @@ class MemoryNodeStore:
     # -- rounds -----------------------------------------------------------------------
     def round(self, round_number: int) -> RoundRecord | None:
         item = self._rounds.get(round_number)
-        return RoundRecord.from_raw_data(_copy(item)) if item else None
+        return _record(RoundRecord, item) if item else None
 
     def open_round(self, round_number: int, attempt: int, opened_at: float, deadline: float) -> None:
         with self._lock:
@@ -204,7 +207,7 @@ class MemoryNodeStore:
             item = self._slots.get(slot)
             if item is None:
                 return False
-            record = ParticipationRecord.from_raw_data(_copy(item))
+            record = _record(ParticipationRecord, item)
             if record.status != ParticipationStatus.ASSIGNED:
                 return False
             _assign(
@@ -223,12 +226,12 @@ class MemoryNodeStore:
         prefix = attempt_prefix(round_number, attempt)
         with self._lock:
             items = [item for slot, item in sorted(self._slots.items()) if slot.startswith(prefix)]
-        return [ParticipationRecord.from_raw_data(_copy(item)) for item in items]
+        return [_record(ParticipationRecord, item) for item in items]
 
 
-def _copy(item: _Item) -> _Item:
+def _record(cls: type[_R], item: _Item) -> _R:
     # A record is built on the item's nested dicts and lists; a deep copy keeps the stored one apart.
-    return copy.deepcopy(item)
+    return cls.from_raw_data(copy.deepcopy(item))
 
 
 def _assign(record: object, **changes: object) -> None:

@@ -1,9 +1,10 @@
 """The FL node: runs the rounds of one training job.
 
 State transitions happen under one lock; work that can be slow (decoding and
-storing an update) happens outside it. Anything the node has accepted is in S3
-and DynamoDB before the device hears so, and :meth:`FederatedNode.start`
-rebuilds the open round from there after a restart.
+storing an update) happens outside it. Anything the node has accepted is in its
+store before the device hears so, and :meth:`FederatedNode.start` rebuilds the
+open round from there after a restart. Every time the node acts on or records
+comes from the one clock it is given.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ class FederatedNode:
         self._server_config = ServerConfig.model_validate(job.server_config)
         self._global_weights = self._store.read_weights(job.global_weights_key, self._signature)
         self._model_key = job.global_weights_key
-        self._store.mark_running(job)
+        self._job = self._store.mark_running(self._clock())
         record = self._store.round(job.current_round)
         if record is not None and record.status == RoundStatus.OPEN and record.attempt == job.round_attempt:
             self._resume(record)
@@ -130,13 +131,12 @@ class FederatedNode:
         now = self._clock()
         policy = self._server_config.policy
         self._state = RoundState(round_number, attempt, policy, opened_at=now)
-        self._record = self._store.open_round(round_number, attempt, now, self._state.deadline)
+        self._store.open_round(round_number, attempt, now, self._state.deadline)
         self._tally = _RoundTally(self._signature)
         CURRENT_ROUND.set(round_number)
 
     def _resume(self, record: RoundRecord) -> None:
         """Rebuild the open attempt, folding again every update already accepted."""
-        self._record = record
         self._state = RoundState(
             record.round_number,
             record.attempt,
@@ -174,12 +174,12 @@ class FederatedNode:
             if reason:
                 CYCLES.labels("ineligible").inc()
                 return CycleRejected(reason=reason, retry_after=60.0)
-            state = self._state
-            decision = state.assign(device_id, self._clock(), _new_request_key)
+            state, now = self._state, self._clock()
+            decision = state.assign(device_id, now, _new_request_key)
             if isinstance(decision, Rejection):
                 CYCLES.labels("rejected").inc()
                 return CycleRejected(reason=decision.reason, retry_after=decision.retry_after)
-            self._store.assign(state.number, state.attempt, device_id, decision.request_key)
+            self._store.assign(state.number, state.attempt, device_id, decision.request_key, now)
             CYCLES.labels("accepted").inc()
             return self._accepted(decision)
 
@@ -217,6 +217,7 @@ class FederatedNode:
                 loss=report.loss,
                 accuracy=report.accuracy,
                 key=key,
+                at=self._clock(),
             )
             if not first:
                 REPORTS.labels("duplicate").inc()
@@ -248,19 +249,21 @@ class FederatedNode:
         return max(self._state.deadline - self._clock(), 0.0)
 
     def _close_if_due(self) -> None:
-        outcome = self._state.outcome(self._clock())
+        now = self._clock()
+        outcome = self._state.outcome(now)
         if outcome is Outcome.AGGREGATE:
-            self._aggregate()
+            self._aggregate(now)
         elif outcome is Outcome.FAIL:
-            self._fail_attempt()
+            self._fail_attempt(now)
 
-    def _aggregate(self) -> None:
+    def _aggregate(self, now: float) -> None:
         state, tally = self._state, self._tally
         self._global_weights = tally.fedavg.apply_to(self._global_weights)
         samples = tally.fedavg.total_weight
         checkpoint = self._store.write_checkpoint(state.number, self._global_weights)
         self._store.complete_round(
-            self._record,
+            state.number,
+            closed_at=now,
             devices=len(state.assignments),
             reports=tally.fedavg.reports,
             samples=samples,
@@ -272,29 +275,30 @@ class FederatedNode:
         self._model_key = checkpoint
         log.info("round %s closed: %s reports, %s samples", state.number, tally.fedavg.reports, samples)
         if state.number >= self._server_config.rounds:
-            self._finish(JobStatus.COMPLETED, f"trained for {state.number} rounds", checkpoint)
+            self._finish(JobStatus.COMPLETED, f"trained for {state.number} rounds", checkpoint, now)
             return
-        self._store.advance(self._job, state.number + 1, checkpoint)
+        self._job = self._store.advance(state.number + 1, checkpoint, now)
         self._open(state.number + 1, 1)
 
-    def _fail_attempt(self) -> None:
+    def _fail_attempt(self, now: float) -> None:
         state = self._state
         reports, quorum = len(state.reported), state.policy.min_reports
         reason = f"quorum not met by the deadline: {reports} of {quorum} reports needed"
         final = state.attempt >= self._server_config.max_round_attempts
-        self._store.fail_attempt(self._record, reason, devices=len(state.assignments), final=final)
+        self._store.fail_attempt(
+            state.number, state.attempt, reason, failed_at=now, devices=len(state.assignments), final=final
+        )
         ROUNDS.labels("failed").inc()
         log.warning("round %s attempt %s failed: %s", state.number, state.attempt, reason)
         if final:
-            self._finish(
-                JobStatus.FAILED, f"round {state.number} failed {state.attempt} times: {reason}", None
-            )
+            reason = f"round {state.number} failed {state.attempt} times: {reason}"
+            self._finish(JobStatus.FAILED, reason, None, now)
             return
-        self._store.retry(self._job, state.attempt + 1)
+        self._job = self._store.retry(state.attempt + 1, now)
         self._open(state.number, state.attempt + 1)
 
-    def _finish(self, status: JobStatus, reason: str, trained_key: str | None) -> None:
-        self._store.finish(self._job, status, reason, trained_key)
+    def _finish(self, status: JobStatus, reason: str, trained_key: str | None, now: float) -> None:
+        self._job = self._store.finish(status, reason, trained_key, now)
         self.finished.set()
 
     def announce(self) -> None:

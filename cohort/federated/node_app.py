@@ -19,9 +19,10 @@ from starlette.concurrency import run_in_threadpool
 from cohort.catalogue import NODE_PORT
 from cohort.domain.records import bind_tables
 from cohort.domain.training import Availability
+from cohort.federated.aws_store import AwsNodeStore
 from cohort.federated.node import CycleAccepted, CycleRejected, DeviceReport, FederatedNode, ReportReceipt
 from cohort.federated.node_store import NodeStore
-from cohort.settings import get_settings
+from cohort.settings import Settings, get_settings
 from cohort.web import http
 from cohort.web.auth import DeviceIdentity, DeviceTokens
 
@@ -38,10 +39,18 @@ class CycleRequest(BaseModel):
     availability: Availability
 
 
-def create_node_app(job_id: str, on_finished: Callable[[], None] = lambda: None) -> FastAPI:
-    settings = get_settings()
+def create_node_app(
+    job_id: str,
+    on_finished: Callable[[], None] = lambda: None,
+    *,
+    store: NodeStore | None = None,
+    settings: Settings | None = None,
+) -> FastAPI:
+    """The node of one job. By default it keeps its state in DynamoDB and S3 and takes its settings
+    from the environment; tests pass a store and settings of their own, and need no AWS."""
+    settings = settings or get_settings()
     tokens = DeviceTokens(settings)
-    node = FederatedNode(NodeStore(job_id))
+    node = FederatedNode(store or AwsNodeStore(job_id))
     stop_watching = threading.Event()
 
     def watch_deadlines() -> None:
@@ -58,7 +67,8 @@ def create_node_app(job_id: str, on_finished: Callable[[], None] = lambda: None)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        bind_tables(settings)
+        if store is None:
+            bind_tables(settings)  # at start-up, never at import: the environment is set by then
         node.start()
         watcher = threading.Thread(target=watch_deadlines, name="deadline-watcher", daemon=True)
         watcher.start()

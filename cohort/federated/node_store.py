@@ -1,150 +1,110 @@
-"""Everything the FL node keeps outside its memory: DynamoDB records and S3 blobs.
+"""The FL node's persistence contract: what it keeps outside its memory, and what a restart reads back.
 
-Accepted updates are written to S3 before they count, so a node that restarts
-can fold them again and lose nothing.
+Two stores honour it: :class:`~cohort.federated.aws_store.AwsNodeStore` (DynamoDB records and S3
+blobs; the node process uses it) and :class:`~cohort.federated.memory_store.MemoryNodeStore` (for
+tests and benchmarks). ``tests/unit/test_node_store_contract.py`` holds both to the same checks.
+
+Common rules:
+
+- **Durable on return.** A write has happened when its method returns; a node that dies just
+  after it, restarted over the same store, reads it back.
+- **Times come from the node.** Every time a store records (opened, closed, failed, assigned,
+  reported, updated) is the Unix time the node passes in, read from its one clock; a store never
+  reads a clock of its own.
+- **Reads are copies.** Records are the domain's records (:mod:`cohort.domain.records`) as stored
+  when read; changing one changes nothing in the store.
+- **One store, one job.** A store is made for one job id, and every method is about that job.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Protocol
 
-from pynamodb.exceptions import PutError, UpdateError
-
-from cohort import storage
-from cohort.catalogue import Bucket
 from cohort.domain.records import (
     JobStatus,
     ModelRecord,
     ParticipationRecord,
-    ParticipationStatus,
-    RoundAttemptFailure,
     RoundRecord,
-    RoundStatus,
     TrainingJobRecord,
-    UserRecord,
-    attempt_prefix,
-    participation_slot,
-    utcnow,
 )
-from cohort.domain.training import ServerConfig
-from cohort.domain.weights import Tensors, TensorSignature, decode, encode
-from cohort.evaluation import jobs as evaluation_jobs
-from cohort.notify.messages import MAX_REASON, TrainingFinished
-from cohort.notify.queue import enqueue
-
-# Participation records outlive their job by this long, then DynamoDB's TTL removes them.
-PARTICIPATION_RETENTION = timedelta(days=30)
+from cohort.domain.weights import Tensors, TensorSignature
 
 
-def _at(epoch_seconds: float) -> datetime:
+def at_time(epoch_seconds: float) -> datetime:
+    """A reading of the node's clock (Unix seconds) as the UTC datetime a record stores."""
     return datetime.fromtimestamp(epoch_seconds, UTC)
 
 
 def checkpoint_key(job_id: str, round_number: int) -> str:
+    """Where a round's aggregated model is kept: the next round's model, or the trained one."""
     return f"jobs/{job_id}/checkpoints/round-{round_number:06d}.safetensors"
 
 
 def update_key(job_id: str, round_number: int, attempt: int, request_key: str) -> str:
+    """Where one device's update is kept, under its round attempt."""
     return f"jobs/{job_id}/rounds/{round_number:06d}/attempt-{attempt:03d}/{request_key}.safetensors"
 
 
-class NodeStore:
-    def __init__(self, job_id: str) -> None:
-        self.job_id = job_id
-
-    # -- job and model ------------------------------------------------------------
+class NodeStore(Protocol):
+    # -- the job and its model --------------------------------------------------------------------
     def job(self) -> TrainingJobRecord:
-        return TrainingJobRecord.get(self.job_id, consistent_read=True)
+        """The job as stored (a consistent read). A restart starts here: its status, current round
+        and attempt, and ``global_weights_key``, the model that round trains."""
+        ...
 
     def model(self, model_id: str) -> ModelRecord:
-        return ModelRecord.get(model_id)
+        """The model record the job trains: its architecture, and its name for the owner's email."""
+        ...
 
-    def mark_running(self, job: TrainingJobRecord) -> None:
-        job.update(actions=[TrainingJobRecord.status.set(JobStatus.RUNNING), _touch()])
+    def mark_running(self, at: float) -> TrainingJobRecord:
+        """Set the job ``running``; the job as stored after the write. Repeating it is harmless."""
+        ...
 
-    def advance(self, job: TrainingJobRecord, round_number: int, weights_key: str) -> None:
-        job.update(
-            actions=[
-                TrainingJobRecord.current_round.set(round_number),
-                TrainingJobRecord.round_attempt.set(1),
-                TrainingJobRecord.global_weights_key.set(weights_key),
-                _touch(),
-            ]
-        )
+    def advance(self, round_number: int, weights_key: str, at: float) -> TrainingJobRecord:
+        """Move the job to the first attempt of ``round_number``, which trains ``weights_key``; the job
+        as stored after the write. A restart opens that round, not the one before."""
+        ...
 
-    def retry(self, job: TrainingJobRecord, attempt: int) -> None:
-        job.update(actions=[TrainingJobRecord.round_attempt.set(attempt), _touch()])
+    def retry(self, attempt: int, at: float) -> TrainingJobRecord:
+        """Move the job to ``attempt`` of its current round; the job as stored after the write."""
+        ...
 
-    def finish(self, job: TrainingJobRecord, status: JobStatus, reason: str, trained_key: str | None) -> None:
-        actions = [
-            TrainingJobRecord.status.set(status),
-            TrainingJobRecord.status_reason.set(reason),
-            _touch(),
-        ]
-        if trained_key:
-            actions.append(TrainingJobRecord.trained_weights_key.set(trained_key))
-        job.update(actions=actions)
+    def finish(self, status: JobStatus, reason: str, trained_key: str | None, at: float) -> TrainingJobRecord:
+        """End the job with ``status`` and ``reason`` (and its trained model's key, when it has one);
+        the job as stored after the write. A restart over a finished job runs no round."""
+        ...
 
-    def notify_owner(self, job: TrainingJobRecord) -> None:
-        """Queue the training-finished email to the job's owner; its id makes a repeat harmless."""
-        completed = [r for r in self.rounds() if r.status == RoundStatus.COMPLETED]
-        last = completed[-1] if completed else None
-        enqueue(
-            TrainingFinished(
-                notification_id=f"training-finished-{job.job_id}",
-                to=UserRecord.get(job.owner_id).email,
-                job_id=job.job_id,
-                model_name=self.model(job.model_id).name,
-                status=job.status,
-                reason=(job.status_reason or "")[:MAX_REASON],
-                rounds_completed=len(completed),
-                total_rounds=ServerConfig.model_validate(job.server_config).rounds,
-                final_loss=last.loss if last else None,
-                final_accuracy=last.accuracy if last else None,
-            )
-        )
-
-    def request_evaluation(self, job: TrainingJobRecord) -> str | None:
-        """Queue the robustness evaluation a completed job asked for; its id, or None."""
-        return evaluation_jobs.evaluate_trained(job)
-
-    # -- weights --------------------------------------------------------------------
+    # -- model blobs ------------------------------------------------------------------------------
     def read_weights(self, key: str, signature: TensorSignature) -> Tensors:
-        data = storage.get_bytes(Bucket.MODELS, key, max_bytes=signature.nbytes * 2 + 1_000_000)
-        return decode(data, signature, what=f"weights at {key}")
+        """A stored model, validated against ``signature``; NotFound when nothing is stored there."""
+        ...
 
     def write_checkpoint(self, round_number: int, weights: Tensors) -> str:
-        key = checkpoint_key(self.job_id, round_number)
-        storage.put_bytes(Bucket.MODELS, key, encode(weights))
-        return key
+        """Store a round's aggregated model at :func:`checkpoint_key`, replacing an earlier write of the
+        same round; its key."""
+        ...
 
     def model_url(self, key: str) -> str:
-        return storage.presigned_get(Bucket.MODELS, key)
+        """A URL from which a device downloads the stored model at ``key`` without a token."""
+        ...
 
-    # -- rounds -----------------------------------------------------------------------
-    def rounds(self) -> list[RoundRecord]:
-        return list(RoundRecord.query(self.job_id, consistent_read=True))
-
+    # -- rounds -----------------------------------------------------------------------------------
     def round(self, round_number: int) -> RoundRecord | None:
-        try:
-            return RoundRecord.get(self.job_id, round_number, consistent_read=True)
-        except RoundRecord.DoesNotExist:
-            return None
+        """A round as stored, or None if it was never opened."""
+        ...
 
-    def open_round(self, round_number: int, attempt: int, opened_at: float, deadline: float) -> RoundRecord:
-        record = self.round(round_number) or RoundRecord(self.job_id, round_number, deadline=_at(deadline))
-        record.attempt = attempt
-        record.status = RoundStatus.OPEN
-        record.opened_at = _at(opened_at)
-        record.deadline = _at(deadline)
-        record.save()
-        return record
+    def open_round(self, round_number: int, attempt: int, opened_at: float, deadline: float) -> None:
+        """Record ``attempt`` of a round as open until ``deadline``. Reopening a round for its next
+        attempt keeps the failures of the earlier ones."""
+        ...
 
     def complete_round(
         self,
-        record: RoundRecord,
+        round_number: int,
         *,
+        closed_at: float,
         devices: int,
         reports: int,
         samples: int,
@@ -152,56 +112,32 @@ class NodeStore:
         accuracy: float,
         checkpoint: str,
     ) -> None:
-        record.update(
-            actions=[
-                RoundRecord.status.set(RoundStatus.COMPLETED),
-                RoundRecord.closed_at.set(utcnow()),
-                RoundRecord.devices.set(devices),
-                RoundRecord.reports.set(reports),
-                RoundRecord.samples.set(samples),
-                RoundRecord.loss.set(loss),
-                RoundRecord.accuracy.set(accuracy),
-                RoundRecord.checkpoint_key.set(checkpoint),
-            ]
-        )
+        """Record a round that :meth:`open_round` recorded as completed, with its metrics and its
+        checkpoint's key."""
+        ...
 
-    def fail_attempt(self, record: RoundRecord, reason: str, *, devices: int, final: bool) -> None:
-        """Record a failed attempt; ``devices`` (admitted to it) is kept when it was the last one."""
-        failure = RoundAttemptFailure(attempt=record.attempt, reason=reason, failed_at=utcnow())
-        actions = [RoundRecord.failures.set(RoundRecord.failures.append([failure]))]
-        if final:
-            actions += [
-                RoundRecord.status.set(RoundStatus.FAILED),
-                RoundRecord.closed_at.set(utcnow()),
-                RoundRecord.devices.set(devices),
-            ]
-        record.update(actions=actions)
+    def fail_attempt(
+        self, round_number: int, attempt: int, reason: str, *, failed_at: float, devices: int, final: bool
+    ) -> None:
+        """Add a failed attempt to the failures of a round that :meth:`open_round` recorded. When it is
+        the ``final`` one, the round is failed and closed, and keeps ``devices``, the number admitted
+        to that attempt."""
+        ...
 
-    # -- participations ---------------------------------------------------------------
-    def assign(self, round_number: int, attempt: int, device_id: str, request_key: str) -> None:
-        record = ParticipationRecord(
-            self.job_id,
-            participation_slot(round_number, attempt, request_key),
-            request_key=request_key,
-            device_id=device_id,
-            round_number=round_number,
-            attempt=attempt,
-            expires_at=PARTICIPATION_RETENTION,
-        )
-        try:
-            record.save(condition=ParticipationRecord.slot.does_not_exist())
-        except PutError as exc:
-            if exc.cause_response_code != "ConditionalCheckFailedException":
-                raise
+    # -- participations and updates ---------------------------------------------------------------
+    def assign(self, round_number: int, attempt: int, device_id: str, request_key: str, at: float) -> None:
+        """Record a device's slot in a round attempt. Conditional: a slot already recorded under
+        ``request_key`` is kept as it is, so repeating the call is harmless."""
+        ...
 
     def store_update(self, round_number: int, attempt: int, request_key: str, data: bytes) -> str:
-        key = update_key(self.job_id, round_number, attempt, request_key)
-        storage.put_bytes(Bucket.UPDATES, key, data)
-        return key
+        """Keep a device's update, as received, at :func:`update_key`; its key. Kept before the report
+        counts, so that a restart can fold it again."""
+        ...
 
     def read_update(self, key: str, signature: TensorSignature) -> Tensors:
-        data = storage.get_bytes(Bucket.UPDATES, key, max_bytes=signature.nbytes * 2 + 1_000_000)
-        return decode(data, signature, what=f"update at {key}")
+        """A stored update, validated against ``signature``; NotFound when nothing is stored there."""
+        ...
 
     def mark_reported(
         self,
@@ -213,34 +149,22 @@ class NodeStore:
         loss: float,
         accuracy: float,
         key: str,
+        at: float,
     ) -> bool:
-        """Record a report once; False if it had been recorded already."""
-        record = ParticipationRecord(self.job_id, participation_slot(round_number, attempt, request_key))
-        try:
-            record.update(
-                actions=[
-                    ParticipationRecord.status.set(ParticipationStatus.REPORTED),
-                    ParticipationRecord.reported_at.set(utcnow()),
-                    ParticipationRecord.num_samples.set(num_samples),
-                    ParticipationRecord.loss.set(loss),
-                    ParticipationRecord.accuracy.set(accuracy),
-                    ParticipationRecord.update_key.set(key),
-                ],
-                condition=ParticipationRecord.status == ParticipationStatus.ASSIGNED,
-            )
-        except UpdateError as exc:
-            if exc.cause_response_code == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        """Record a slot's report and where its update is kept. Conditional: True the first time, False
+        when the slot has reported already or was never assigned, and then nothing changes."""
+        ...
 
-    def participations(self, round_number: int, attempt: int) -> Iterator[ParticipationRecord]:
-        return ParticipationRecord.query(
-            self.job_id,
-            ParticipationRecord.slot.startswith(attempt_prefix(round_number, attempt)),
-            consistent_read=True,
-        )
+    def participations(self, round_number: int, attempt: int) -> Iterable[ParticipationRecord]:
+        """Every slot of one round attempt, assigned or reported: what a restart refolds."""
+        ...
 
+    # -- announcements, once the job has ended ------------------------------------------------------
+    def notify_owner(self, job: TrainingJobRecord) -> None:
+        """Queue the training-finished email to the job's owner; queueing it twice sends one email."""
+        ...
 
-def _touch():
-    return TrainingJobRecord.updated_at.set(utcnow())
+    def request_evaluation(self, job: TrainingJobRecord) -> str | None:
+        """Queue the robustness evaluation a completed job asked for; its id, or None if none was
+        queued."""
+        ...

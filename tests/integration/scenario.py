@@ -52,8 +52,8 @@ class Device:
         jobs = httpx.get(f"{self.orchestrator_url}/v1/devices/jobs", headers=self.headers).json()
         return next(job["node_url"] for job in jobs if job["job_id"] == job_id)
 
-    def cycle(self, node_url: str, body: object = None) -> httpx.Response:
-        return httpx.post(f"{node_url}/cycle", json=AVAILABLE if body is None else body, headers=self.headers)
+    def cycle(self, node_url: str) -> httpx.Response:
+        return httpx.post(f"{node_url}/cycle", json=AVAILABLE, headers=self.headers)
 
     def report(
         self, node_url: str, request_key: str, payload: bytes, num_samples: int = 10

@@ -1,4 +1,6 @@
-"""Orchestrator, FL node and devices over real HTTP, against the emulator."""
+"""Orchestrator, FL node and devices over real HTTP, against the emulator: what only the whole
+platform can show. The node's rules are tested at its own layer: tests/unit/test_federated_node.py
+(rounds, over the in-memory store) and tests/unit/test_node_http.py (its HTTP API, in process)."""
 
 from __future__ import annotations
 
@@ -98,29 +100,6 @@ def _wait_until_unreachable(node_url: str, timeout: float = 30.0) -> None:
     raise AssertionError(f"the node at {node_url} is still up after {timeout}s")
 
 
-def test_a_replayed_report_is_counted_once(platform: PlatformState, setting: Setting) -> None:
-    # Given a round that needs two reports and a device holding a slot in it
-    job = setting.start(rounds=1, min_reports=2, max_reports=2, round_deadline_seconds=30)
-    first = Device(platform, setting.api_key, "replayer")
-    node = first.node_url(job["job_id"])
-    slot = first.cycle(node).json()
-
-    # When the device sends the same report three times
-    receipts = [first.report(node, slot["request_key"], encode(_zero_delta())).json() for _ in range(3)]
-
-    # Then one is accepted, the replays are duplicates, and the round is still open
-    assert [r["status"] for r in receipts] == ["accepted", "duplicate", "duplicate"]
-    rounds = setting.scientist.job(job["job_id"])["rounds"]
-    assert rounds[0]["status"] == "open"
-
-    # And a second device's report completes it with exactly two reports
-    second = Device(platform, setting.api_key, "second")
-    other = second.cycle(node).json()
-    assert second.report(node, other["request_key"], encode(_zero_delta())).json()["status"] == "accepted"
-    job = _wait_for_status(setting, job["job_id"], {"completed"})
-    assert job["rounds"][0]["reports"] == 2
-
-
 def test_the_open_round_shows_its_devices_and_reports_as_they_come(
     platform: PlatformState, setting: Setting
 ) -> None:
@@ -149,105 +128,6 @@ def test_the_open_round_shows_its_devices_and_reports_as_they_come(
         3,
         30,
     )
-
-
-@pytest.mark.parametrize(
-    ("payload", "status", "message"),
-    [
-        (lambda: encode({**_zero_delta(), "1.weight": torch.full((32, 64), math.nan)}), 422, "NaN"),
-        (lambda: encode({**_zero_delta(), "3.weight": torch.zeros(32, 64)}), 422, "shape"),
-        (lambda: encode({k: v.double() for k, v in _zero_delta().items()}), 422, "float32"),
-        (lambda: encode(_zero_delta())[:-100], 422, "truncated"),
-        (lambda: b"not a safetensors file", 422, "safetensors"),
-        (lambda: encode({"1.weight": torch.zeros(32, 64)}), 422, "missing"),
-        (lambda: b"\0" * (64 * 1024 * 1024), 413, "bytes"),
-    ],
-    ids=["nan", "wrong-shape", "wrong-dtype", "truncated", "garbage", "missing-tensors", "oversized"],
-)
-def test_a_bad_update_is_refused_and_changes_nothing(
-    platform: PlatformState,
-    setting: Setting,
-    payload,
-    status: int,
-    message: str,
-) -> None:
-    # Given a device with a slot in an open round
-    job = setting.start(rounds=1, min_reports=1, max_reports=1, round_deadline_seconds=30)
-    device = Device(platform, setting.api_key, "sender")
-    node = device.node_url(job["job_id"])
-    slot = device.cycle(node).json()
-
-    # When it reports a bad update
-    response = device.report(node, slot["request_key"], payload())
-
-    # Then it gets a clear 4xx, and the slot is still open for a good report
-    assert response.status_code == status, response.text
-    assert message in response.text
-    assert setting.scientist.job(job["job_id"])["rounds"][0]["reports"] == 0
-    assert device.report(node, slot["request_key"], encode(_zero_delta())).json()["status"] == "accepted"
-
-
-@pytest.mark.parametrize(
-    ("body", "params"),
-    [
-        ({"availability": {"battery": "full", "charging": True, "network": "wifi"}}, None),
-        ({"availability": {"battery": 0.5, "charging": True, "network": "wifi"}, "extra": 1}, None),
-        ("{not json", None),
-        (None, {"num_samples": 0, "loss": 0.1, "accuracy": 0.5}),
-        (None, {"num_samples": 10, "loss": "nan", "accuracy": 0.5}),
-        (None, {"num_samples": 10, "loss": 0.1, "accuracy": 1.5}),
-    ],
-    ids=[
-        "wrong-type",
-        "unknown-field",
-        "malformed-json",
-        "zero-samples",
-        "nan-loss",
-        "accuracy-out-of-range",
-    ],
-)
-def test_malformed_requests_get_422(platform: PlatformState, setting: Setting, body, params) -> None:
-    job = setting.start(rounds=1, min_reports=1, max_reports=1, round_deadline_seconds=30)
-    device = Device(platform, setting.api_key, "malformed")
-    node = device.node_url(job["job_id"])
-    if params is None:
-        raw = body if isinstance(body, str) else None
-        response = httpx.post(
-            f"{node}/cycle",
-            content=raw,
-            json=None if raw else body,
-            headers={**device.headers, "Content-Type": "application/json"},
-        )
-    else:
-        slot = device.cycle(node).json()
-        response = httpx.put(
-            f"{node}/reports/{slot['request_key']}",
-            params=params,
-            content=encode(_zero_delta()),
-            headers=device.headers,
-        )
-    assert response.status_code == 422, response.text
-    assert setting.scientist.job(job["job_id"])["rounds"][0]["reports"] == 0
-
-
-def test_the_cohort_is_capped_and_later_devices_are_told_when_to_retry(
-    platform: PlatformState, setting: Setting
-) -> None:
-    # Given a round that admits two devices
-    job = setting.start(rounds=1, min_reports=1, max_reports=2, cohort_size=2, round_deadline_seconds=30)
-    devices = [Device(platform, setting.api_key, f"capped-{i}") for i in range(3)]
-    node = devices[0].node_url(job["job_id"])
-
-    # When three ask for a cycle
-    answers = [d.cycle(node).json() for d in devices]
-
-    # Then two are accepted and the third is rejected with a retry-after
-    assert [a["status"] for a in answers] == ["accepted", "accepted", "rejected"]
-    assert answers[2]["reason"] == "the round's cohort is full"
-    assert 0 < answers[2]["retry_after"] <= 30
-    assert answers[0]["request_key"] != answers[1]["request_key"]
-    # and asking again returns the same slot instead of a second one
-    assert devices[0].cycle(node).json()["request_key"] == answers[0]["request_key"]
 
 
 def test_a_deadline_with_no_reports_fails_the_round_and_retries_it(setting: Setting) -> None:

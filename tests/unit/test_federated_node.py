@@ -1,0 +1,517 @@
+"""The FL node's rounds, over the in-memory store and a clock the test moves: no AWS, no sleep."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cohort.domain.architecture import parse_architecture
+from cohort.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from cohort.domain.records import JobStatus, ParticipationStatus, RoundStatus
+from cohort.domain.training import Availability
+from cohort.domain.weights import encode
+from cohort.federated.memory_store import MemoryNodeStore
+from cohort.federated.node import CycleAccepted, CycleRejected, DeviceReport, FederatedNode
+from cohort.federated.node_store import at_time, checkpoint_key, update_key
+from cohort.federated.rounds import MAX_RETRY_AFTER_SECONDS
+
+from .node_setting import (
+    AVAILABLE,
+    CLIENT_CONFIG,
+    DATASET_ID,
+    INITIAL_WEIGHTS_KEY,
+    JOB_ID,
+    SIGNATURE,
+    START,
+    TINY_MLP,
+    FakeClock,
+    delta,
+    initial_weights,
+    memory_store,
+)
+
+DEADLINE_SECONDS = 60.0
+ZERO = encode(delta(0.0))
+
+
+class Harness:
+    """A started node over a memory store, and the devices' side of the protocol, in plain calls."""
+
+    def __init__(
+        self, store: MemoryNodeStore | None = None, clock: FakeClock | None = None, **config: object
+    ) -> None:
+        config.setdefault("round_deadline_seconds", DEADLINE_SECONDS)
+        self.store = store or memory_store(**config)
+        self.clock = clock or FakeClock()
+        self.node = FederatedNode(self.store, self.clock)
+        self.node.start()
+
+    def cycle(
+        self, device_id: str, availability: Availability = AVAILABLE, dataset_id: str = DATASET_ID
+    ) -> CycleAccepted | CycleRejected:
+        return self.node.request_cycle(device_id, dataset_id, availability)
+
+    def admit(self, device_id: str) -> str:
+        answer = self.cycle(device_id)
+        assert isinstance(answer, CycleAccepted), answer
+        return answer.request_key
+
+    def report(
+        self,
+        device_id: str,
+        request_key: str,
+        body: bytes = ZERO,
+        num_samples: int = 10,
+        loss: float = 0.5,
+        accuracy: float = 0.5,
+    ) -> str:
+        report = DeviceReport(num_samples=num_samples, loss=loss, accuracy=accuracy)
+        return self.node.submit_report(device_id, DATASET_ID, request_key, report, body).status
+
+    def slots(self, round_number: int = 1, attempt: int = 1) -> dict[str, str]:
+        """Device id -> participation status, as stored."""
+        return {s.device_id: s.status for s in self.store.participations(round_number, attempt)}
+
+    def weights(self, key: str) -> dict[str, torch.Tensor]:
+        return self.store.read_weights(key, SIGNATURE)
+
+
+def _moved_by(weights: dict[str, torch.Tensor], step: float) -> None:
+    for name, initial in initial_weights().items():
+        torch.testing.assert_close(weights[name], initial + step)
+
+
+# -- admission ---------------------------------------------------------------------------------------
+
+
+def test_an_eligible_device_gets_a_slot_the_model_url_and_the_deadline() -> None:
+    # Given a job whose node has just started
+    harness = Harness(rounds=2, min_reports=1, max_reports=2)
+
+    # When an eligible device asks for a cycle
+    answer = harness.cycle("phone-1")
+
+    # Then it is accepted into round 1 with the round's model and its deadline
+    assert isinstance(answer, CycleAccepted)
+    assert (answer.round, answer.deadline) == (1, START + DEADLINE_SECONDS)
+    assert answer.model_url == harness.store.model_url(INITIAL_WEIGHTS_KEY)
+    assert answer.architecture == parse_architecture(TINY_MLP)
+    assert answer.client_config.model_dump() == CLIENT_CONFIG
+    # And its slot is stored, at the node's time
+    (slot,) = harness.store.participations(1, 1)
+    assert (slot.device_id, slot.request_key, slot.status) == ("phone-1", answer.request_key, "assigned")
+    assert slot.assigned_at == at_time(START)
+
+
+def test_the_node_marks_the_job_running_and_opens_round_one_at_its_clock() -> None:
+    harness = Harness(rounds=2, min_reports=1, max_reports=2)
+
+    job, round_one = harness.store.job(), harness.store.round(1)
+
+    assert (job.status, job.current_round, job.round_attempt) == (JobStatus.RUNNING, 1, 1)
+    assert job.updated_at == at_time(START)
+    assert (round_one.status, round_one.attempt) == (RoundStatus.OPEN, 1)
+    assert (round_one.opened_at, round_one.deadline) == (at_time(START), at_time(START + DEADLINE_SECONDS))
+
+
+@pytest.mark.parametrize(
+    ("availability", "config", "reason"),
+    [
+        (Availability(battery=0.9, charging=True, network="none"), {}, "offline"),
+        (
+            Availability(battery=0.1, charging=False, network="wifi"),
+            {"min_battery": 0.2},
+            "battery below 20%",
+        ),
+        (
+            Availability(battery=0.9, charging=True, network="cellular"),
+            {"require_unmetered_network": True},
+            "unmetered",
+        ),
+    ],
+    ids=["offline", "low-battery", "metered-network"],
+)
+def test_an_ineligible_device_is_told_to_come_back_and_takes_no_slot(
+    availability: Availability, config: dict, reason: str
+) -> None:
+    harness = Harness(min_reports=1, max_reports=1, **config)
+
+    answer = harness.cycle("phone-1", availability)
+
+    assert isinstance(answer, CycleRejected)
+    assert (answer.status, answer.retry_after) == ("rejected", 60.0)
+    assert reason in answer.reason
+    assert harness.slots() == {}
+
+
+def test_the_cohort_is_capped_and_later_devices_are_told_when_to_retry() -> None:
+    # Given a round that admits two devices
+    harness = Harness(min_reports=1, max_reports=2, cohort_size=2)
+
+    # When three ask for a cycle
+    answers = [harness.cycle(f"phone-{i}") for i in range(3)]
+
+    # Then two are accepted with slots of their own, and the third is paced
+    first, second, third = answers
+    assert isinstance(first, CycleAccepted)
+    assert isinstance(second, CycleAccepted)
+    assert first.request_key != second.request_key
+    assert isinstance(third, CycleRejected)
+    assert third.reason == "the round's cohort is full"
+    assert 0 < third.retry_after <= MAX_RETRY_AFTER_SECONDS
+    assert set(harness.slots()) == {"phone-0", "phone-1"}
+
+
+def test_asking_twice_returns_the_same_slot() -> None:
+    harness = Harness(min_reports=1, max_reports=2)
+    key = harness.admit("phone-1")
+
+    harness.clock.advance(5)
+    again = harness.cycle("phone-1")
+
+    assert isinstance(again, CycleAccepted)
+    assert (again.request_key, again.deadline) == (key, START + DEADLINE_SECONDS)
+    assert len(list(harness.store.participations(1, 1))) == 1
+
+
+def test_a_device_of_another_app_is_refused_and_changes_nothing() -> None:
+    harness = Harness(min_reports=1, max_reports=1)
+    key = harness.admit("phone-1")
+
+    with pytest.raises(Forbidden, match="does not take part"):
+        harness.cycle("outsider", dataset_id="another-app")
+    with pytest.raises(Forbidden, match="does not take part"):
+        harness.node.submit_report("phone-1", "another-app", key, DeviceReport(10, 0.5, 0.5), ZERO)
+
+    assert harness.slots() == {"phone-1": ParticipationStatus.ASSIGNED}
+
+
+# -- reports -----------------------------------------------------------------------------------------
+
+
+def test_a_replayed_report_is_counted_once() -> None:
+    # Given a round that needs two reports and a device holding a slot in it
+    harness = Harness(min_reports=2, max_reports=2)
+    key = harness.admit("phone-1")
+
+    # When the device sends the same report three times
+    receipts = [harness.report("phone-1", key) for _ in range(3)]
+
+    # Then one is accepted, the replays are duplicates, and the round is still open
+    assert receipts == ["accepted", "duplicate", "duplicate"]
+    assert harness.store.round(1).status == RoundStatus.OPEN
+    # And the device may not take a second slot in the round
+    again = harness.cycle("phone-1")
+    assert isinstance(again, CycleRejected)
+    assert "reported for this round already" in again.reason
+
+    # And a second device's report completes the round with exactly two reports
+    assert harness.report("phone-2", harness.admit("phone-2")) == "accepted"
+    round_one = harness.store.round(1)
+    assert (round_one.status, round_one.reports, round_one.samples) == (RoundStatus.COMPLETED, 2, 20)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [encode({**delta(0.0), "0.weight": torch.full((3, 4), float("nan"))}), b"not a safetensors file"],
+    ids=["nan", "garbage"],
+)
+def test_a_bad_update_is_refused_and_the_slot_is_still_usable(body: bytes) -> None:
+    # Given a device with a slot in a round that one report completes
+    harness = Harness(min_reports=1, max_reports=1)
+    key = harness.admit("phone-1")
+
+    # When it reports an update that is not valid for the model
+    with pytest.raises(InvalidInput):
+        harness.report("phone-1", key, body)
+
+    # Then nothing was stored or counted
+    assert harness.slots() == {"phone-1": ParticipationStatus.ASSIGNED}
+    with pytest.raises(NotFound):
+        harness.store.read_update(update_key(JOB_ID, 1, 1, key), SIGNATURE)
+    assert harness.store.round(1).status == RoundStatus.OPEN
+    # And a good report is still taken
+    assert harness.report("phone-1", key) == "accepted"
+
+
+def test_a_report_with_a_key_the_round_never_issued_is_not_found() -> None:
+    harness = Harness(min_reports=1, max_reports=1)
+    harness.admit("phone-1")
+
+    with pytest.raises(NotFound, match="unknown request key"):
+        harness.report("phone-1", "made-up-key")
+
+    assert harness.slots() == {"phone-1": ParticipationStatus.ASSIGNED}
+
+
+def test_a_report_with_another_devices_key_is_forbidden() -> None:
+    harness = Harness(min_reports=1, max_reports=1)
+    key = harness.admit("phone-1")
+
+    with pytest.raises(Forbidden, match="issued to another device"):
+        harness.report("thief", key)
+
+    assert harness.slots() == {"phone-1": ParticipationStatus.ASSIGNED}
+    assert harness.report("phone-1", key) == "accepted"
+
+
+def test_a_report_after_the_deadline_is_refused_and_not_counted() -> None:
+    # Given a device admitted to a round that needs two reports
+    harness = Harness(min_reports=2, max_reports=2)
+    key = harness.admit("phone-1")
+
+    # When its report arrives at the deadline, before the round has been closed
+    harness.clock.advance(DEADLINE_SECONDS)
+    with pytest.raises(Conflict, match="deadline has passed"):
+        harness.report("phone-1", key)
+
+    # Then it is not counted
+    assert harness.slots() == {"phone-1": ParticipationStatus.ASSIGNED}
+
+
+def test_the_report_is_recorded_at_the_nodes_time() -> None:
+    harness = Harness(min_reports=2, max_reports=2)
+    key = harness.admit("phone-1")
+    harness.clock.advance(7)
+
+    harness.report("phone-1", key, num_samples=12)
+
+    (slot,) = harness.store.participations(1, 1)
+    assert (slot.status, slot.num_samples, slot.reported_at) == ("reported", 12, at_time(START + 7))
+    assert slot.update_key == update_key(JOB_ID, 1, 1, key)
+
+
+# -- closing rounds ----------------------------------------------------------------------------------
+
+
+def test_at_the_deadline_a_round_with_its_quorum_is_aggregated_by_fedavg() -> None:
+    # Given a round of at most three reports that has two: 30 samples of +1 and 10 of 0
+    harness = Harness(rounds=2, min_reports=2, max_reports=3)
+    first, second = harness.admit("phone-1"), harness.admit("phone-2")
+    harness.report("phone-1", first, encode(delta(1.0)), num_samples=30, loss=0.2, accuracy=0.9)
+    harness.report("phone-2", second, ZERO, num_samples=10, loss=0.6, accuracy=0.5)
+
+    # When its deadline passes with no further report
+    harness.clock.advance(DEADLINE_SECONDS)
+    harness.node.tick()
+
+    # Then it closes with the sample-weighted mean step: every weight moves by 0.75
+    round_one = harness.store.round(1)
+    assert (round_one.status, round_one.devices, round_one.reports, round_one.samples) == (
+        "completed",
+        2,
+        2,
+        40,
+    )
+    # with the metrics weighted by samples too
+    assert (round_one.loss, round_one.accuracy) == (pytest.approx(0.3), pytest.approx(0.8))
+    assert round_one.closed_at == at_time(START + DEADLINE_SECONDS)
+    assert round_one.checkpoint_key == checkpoint_key(JOB_ID, 1)
+    _moved_by(harness.weights(round_one.checkpoint_key), 0.75)
+    # And round 2 opens on that checkpoint, at the node's time
+    job = harness.store.job()
+    assert (job.current_round, job.round_attempt, job.global_weights_key) == (2, 1, round_one.checkpoint_key)
+    assert harness.store.round(2).opened_at == at_time(START + DEADLINE_SECONDS)
+    assert harness.cycle("phone-1").model_url == harness.store.model_url(round_one.checkpoint_key)
+
+
+def test_a_round_closes_at_its_deadline_on_a_cycle_request_too() -> None:
+    harness = Harness(rounds=2, min_reports=1, max_reports=2)
+    harness.report("phone-1", harness.admit("phone-1"))
+    harness.clock.advance(DEADLINE_SECONDS)
+
+    answer = harness.cycle("phone-2")  # before any tick
+
+    assert isinstance(answer, CycleAccepted)
+    assert answer.round == 2
+    assert harness.store.round(1).status == RoundStatus.COMPLETED
+
+
+def test_a_round_closes_early_once_max_reports_have_arrived() -> None:
+    harness = Harness(min_reports=1, max_reports=2)
+    keys = [harness.admit("phone-1"), harness.admit("phone-2")]
+    harness.clock.advance(5)
+
+    harness.report("phone-1", keys[0])
+    assert harness.store.round(1).status == RoundStatus.OPEN
+    harness.report("phone-2", keys[1])
+
+    round_one = harness.store.round(1)
+    assert (round_one.status, round_one.reports, round_one.closed_at) == ("completed", 2, at_time(START + 5))
+
+
+def test_a_deadline_without_quorum_fails_the_attempt_and_retries_with_a_fresh_cohort() -> None:
+    # Given a round that needs two reports and has one
+    harness = Harness(min_reports=2, max_reports=2, max_round_attempts=3)
+    old_key = harness.admit("phone-1")
+    harness.report("phone-1", old_key)
+
+    # When its deadline passes
+    harness.clock.advance(DEADLINE_SECONDS)
+    harness.node.tick()
+
+    # Then the attempt failed, saying why, and attempt 2 is open from now
+    round_one, job = harness.store.round(1), harness.store.job()
+    assert (round_one.status, round_one.attempt) == (RoundStatus.OPEN, 2)
+    ((failure),) = round_one.failures
+    assert (failure.attempt, failure.failed_at) == (1, at_time(START + DEADLINE_SECONDS))
+    assert failure.reason == "quorum not met by the deadline: 1 of 2 reports needed"
+    assert round_one.opened_at == at_time(START + DEADLINE_SECONDS)
+    assert (job.status, job.round_attempt) == (JobStatus.RUNNING, 2)
+    # And the earlier slot is gone: the device asks again and gets a new one
+    with pytest.raises(NotFound):
+        harness.report("phone-1", old_key)
+    assert harness.admit("phone-1") != old_key
+    assert set(harness.slots(1, 2)) == {"phone-1"}
+
+
+def test_the_last_attempt_failing_fails_the_job_with_a_reason() -> None:
+    # Given a job whose round 1 may be tried twice, and a device admitted to the second attempt
+    harness = Harness(rounds=2, min_reports=1, max_reports=1, max_round_attempts=2)
+    harness.clock.advance(DEADLINE_SECONDS)
+    harness.node.tick()
+    key = harness.admit("phone-1")
+
+    # When the second deadline passes with no report
+    harness.clock.advance(DEADLINE_SECONDS)
+    harness.node.tick()
+
+    # Then the job failed and says which round failed and why
+    job, round_one = harness.store.job(), harness.store.round(1)
+    assert job.status == JobStatus.FAILED
+    assert (
+        job.status_reason == "round 1 failed 2 times: quorum not met by the deadline: 0 of 1 reports needed"
+    )
+    assert job.trained_weights_key is None
+    assert (round_one.status, round_one.devices) == (RoundStatus.FAILED, 1)  # the last attempt's cohort
+    assert round_one.closed_at == at_time(START + 2 * DEADLINE_SECONDS)
+    assert [f.attempt for f in round_one.failures] == [1, 2]
+    assert harness.node.finished.is_set()
+    # And devices are told it is over
+    answer = harness.cycle("phone-2")
+    assert isinstance(answer, CycleRejected)
+    assert (answer.status, answer.reason, answer.retry_after) == ("finished", "the job is failed", None)
+    with pytest.raises(Conflict, match="the job is failed"):
+        harness.report("phone-1", key)
+
+
+def test_rounds_advance_until_the_job_completes_with_a_checkpoint_per_round() -> None:
+    # Given a job of three rounds, each closed by one report
+    harness = Harness(rounds=3, min_reports=1, max_reports=1)
+
+    # When each round a device reports a step of +1
+    for number in (1, 2, 3):
+        answer = harness.cycle(f"phone-{number}")
+        assert isinstance(answer, CycleAccepted)
+        assert answer.round == number
+        expected_model = INITIAL_WEIGHTS_KEY if number == 1 else checkpoint_key(JOB_ID, number - 1)
+        assert answer.model_url == harness.store.model_url(expected_model)
+        harness.clock.advance(1)
+        assert harness.report(f"phone-{number}", answer.request_key, encode(delta(1.0))) == "accepted"
+
+    # Then the job completed, its trained model is the last checkpoint, and each round kept its own
+    job = harness.store.job()
+    assert (job.status, job.status_reason) == (JobStatus.COMPLETED, "trained for 3 rounds")
+    assert job.trained_weights_key == checkpoint_key(JOB_ID, 3)
+    assert job.updated_at == at_time(START + 3)
+    for number in (1, 2, 3):
+        assert harness.store.round(number).checkpoint_key == checkpoint_key(JOB_ID, number)
+        _moved_by(harness.weights(checkpoint_key(JOB_ID, number)), float(number))
+    assert harness.node.finished.is_set()
+    assert harness.cycle("late").status == "finished"
+
+
+# -- restart -----------------------------------------------------------------------------------------
+
+
+def test_a_restarted_node_resumes_the_open_round_without_losing_reports() -> None:
+    # Given a round that needs two reports, one of which the node has accepted: 30 samples of +1
+    first_life = Harness(min_reports=2, max_reports=2)
+    early, late = first_life.admit("early"), first_life.admit("late")
+    first_life.report("early", early, encode(delta(1.0)), num_samples=30)
+
+    # When a new node starts over the same store
+    clock = first_life.clock
+    clock.advance(10)
+    second_life = Harness(first_life.store, clock)
+
+    # Then the replayed early report is a duplicate and the late device's slot still works
+    assert second_life.report("early", early, encode(delta(1.0)), num_samples=30) == "duplicate"
+    retry = second_life.cycle("late")
+    assert isinstance(retry, CycleAccepted)
+    assert retry.request_key == late
+    assert retry.deadline == START + DEADLINE_SECONDS  # the same round, not a new one
+    assert second_life.report("late", late, ZERO, num_samples=10) == "accepted"
+
+    # And the aggregate weighs both reports, the one folded again from the store included
+    round_one = second_life.store.round(1)
+    assert (round_one.status, round_one.reports, round_one.samples) == ("completed", 2, 40)
+    _moved_by(second_life.weights(round_one.checkpoint_key), 0.75)
+
+
+def test_a_restarted_node_resumes_a_retried_attempt() -> None:
+    first_life = Harness(min_reports=1, max_reports=2, max_round_attempts=2)
+    first_life.clock.advance(DEADLINE_SECONDS)
+    first_life.node.tick()
+    key = first_life.admit("phone-1")
+
+    second_life = Harness(first_life.store, first_life.clock)
+
+    answer = second_life.cycle("phone-1")
+    assert isinstance(answer, CycleAccepted)
+    assert answer.request_key == key
+    assert answer.deadline == START + 2 * DEADLINE_SECONDS
+
+
+def test_a_node_started_for_an_ended_job_runs_no_round() -> None:
+    ended = Harness(rounds=1, min_reports=1, max_reports=1)
+    ended.report("phone-1", ended.admit("phone-1"))
+
+    again = Harness(ended.store, ended.clock)
+
+    assert again.node.finished.is_set()
+    assert again.cycle("phone-2").status == "finished"
+    assert again.store.round(2) is None
+
+
+# -- announcing the end ------------------------------------------------------------------------------
+
+
+def _completed() -> Harness:
+    harness = Harness(rounds=1, min_reports=1, max_reports=1)
+    harness.report("phone-1", harness.admit("phone-1"))
+    assert harness.node.finished.is_set()
+    return harness
+
+
+def test_announce_queues_the_owners_email_and_the_evaluation_once() -> None:
+    harness = _completed()
+
+    harness.node.announce()
+
+    (notified,) = harness.store.owner_notifications
+    (evaluated,) = harness.store.evaluation_requests
+    for job in (notified, evaluated):
+        assert (job.status, job.trained_weights_key) == (JobStatus.COMPLETED, checkpoint_key(JOB_ID, 1))
+
+
+@pytest.mark.parametrize("failing", ["notify_owner", "request_evaluation"])
+def test_a_failing_announcement_never_changes_the_outcome(
+    failing: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a completed job whose notification or evaluation cannot be queued
+    harness = _completed()
+
+    def broken(job) -> None:
+        raise RuntimeError("queue unavailable")
+
+    monkeypatch.setattr(harness.store, failing, broken)
+
+    # When the node announces the end
+    harness.node.announce()
+
+    # Then the failure is logged, the other announcement still goes out, and the job stands
+    assert "was not queued" in caplog.text
+    assert len(harness.store.owner_notifications) + len(harness.store.evaluation_requests) == 1
+    assert harness.store.job().status == JobStatus.COMPLETED
+    assert harness.node.job.status == JobStatus.COMPLETED

@@ -1,0 +1,292 @@
+"""The FL node's HTTP API in process: every refused request gets its 4xx and changes nothing.
+
+The app is the one the node process serves, over the in-memory store, with device tokens signed by
+the key in the test's settings; so no emulator, orchestrator or node process is involved.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+
+import httpx
+import jwt
+import pytest
+import torch
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from cohort.domain.errors import NotFound
+from cohort.domain.records import ParticipationStatus, RoundStatus
+from cohort.domain.weights import encode
+from cohort.federated import node_app
+from cohort.federated.memory_store import MemoryNodeStore
+from cohort.federated.node_app import create_node_app
+from cohort.federated.node_store import update_key
+from cohort.settings import Settings
+from cohort.web.auth import DEVICE_TOKEN_AUDIENCE, DEVICE_TOKEN_ISSUER, DeviceIdentity, DeviceTokens
+
+from .node_setting import DATASET_ID, JOB_ID, SIGNATURE, delta, memory_store
+
+MAX_UPDATE_BYTES = 256 * 1024
+SETTINGS = Settings(
+    token_secret=SecretStr("a test key of at least 32 bytes!"), max_update_bytes=MAX_UPDATE_BYTES
+)
+OTHER_KEY = "another key, also 32 bytes long!!"
+AVAILABLE = {"availability": {"battery": 0.9, "charging": True, "network": "wifi"}}
+GOOD_REPORT = {"num_samples": 10, "loss": 0.5, "accuracy": 0.5}
+ZERO = encode(delta(0.0))
+
+
+def _token(device_id: str, dataset_id: str = DATASET_ID) -> str:
+    return DeviceTokens(SETTINGS).issue(DeviceIdentity(device_id, dataset_id))
+
+
+class Node:
+    """The node's app in process, its store, and devices calling it."""
+
+    def __init__(self, client: TestClient, store: MemoryNodeStore) -> None:
+        self.client = client
+        self.store = store
+
+    def cycle(self, device_id: str, **request) -> httpx.Response:
+        request.setdefault("json", AVAILABLE)
+        headers = request.pop("headers", {"Authorization": f"Bearer {_token(device_id)}"})
+        return self.client.post(f"/jobs/{JOB_ID}/cycle", headers=headers, **request)
+
+    def admit(self, device_id: str) -> str:
+        answer = self.cycle(device_id).json()
+        assert answer["status"] == "accepted", answer
+        return answer["request_key"]
+
+    def report(
+        self, device_id: str, request_key: str, body: bytes = ZERO, params: dict | None = None, **request
+    ) -> httpx.Response:
+        headers = request.pop("headers", {"Authorization": f"Bearer {_token(device_id)}"})
+        return self.client.put(
+            f"/jobs/{JOB_ID}/reports/{request_key}",
+            params=GOOD_REPORT if params is None else params,
+            content=body,
+            headers=headers,
+        )
+
+    def slots(self) -> dict[str, str]:
+        return {s.device_id: s.status for s in self.store.participations(1, 1)}
+
+    def assert_unchanged(self, admitted: dict[str, str]) -> None:
+        """Only these devices hold slots, none has reported, no update is stored, the round is open."""
+        assert self.slots() == dict.fromkeys(admitted, ParticipationStatus.ASSIGNED)
+        for request_key in admitted.values():
+            with pytest.raises(NotFound):
+                self.store.read_update(update_key(JOB_ID, 1, 1, request_key), SIGNATURE)
+        assert self.store.round(1).status == RoundStatus.OPEN
+
+
+@pytest.fixture
+def node(monkeypatch: pytest.MonkeyPatch) -> Iterator[Node]:
+    # The deadline watcher wakes this often; shutting the app down waits for it, so keep it short.
+    monkeypatch.setattr(node_app, "_TICK_SECONDS", 0.01)
+    store = memory_store(rounds=1, min_reports=1, max_reports=2, cohort_size=2, round_deadline_seconds=600)
+    with TestClient(create_node_app(JOB_ID, store=store, settings=SETTINGS)) as client:
+        yield Node(client, store)
+
+
+# -- the protocol as devices use it --------------------------------------------------------------------
+
+
+def test_a_device_is_admitted_reports_and_a_replay_is_a_duplicate(node: Node) -> None:
+    answer = node.cycle("phone-1")
+    assert answer.status_code == 200
+    slot = answer.json()
+    assert slot["status"] == "accepted"
+    assert {"request_key", "round", "deadline", "model_url", "architecture", "client_config"} <= set(slot)
+
+    first = node.report("phone-1", slot["request_key"])
+    replay = node.report("phone-1", slot["request_key"])
+
+    assert (first.status_code, first.json()) == (202, {"status": "accepted", "round": 1})
+    assert (replay.status_code, replay.json()) == (202, {"status": "duplicate", "round": 1})
+    assert node.slots() == {"phone-1": ParticipationStatus.REPORTED}
+
+
+def test_the_cohort_is_capped_and_later_devices_are_told_when_to_retry(node: Node) -> None:
+    # Given a round that admits two devices, when three ask
+    answers = [node.cycle(f"phone-{i}").json() for i in range(3)]
+
+    # Then two are accepted and the third is rejected with a retry-after
+    assert [a["status"] for a in answers] == ["accepted", "accepted", "rejected"]
+    assert answers[2]["reason"] == "the round's cohort is full"
+    assert 0 < answers[2]["retry_after"] <= 30
+    assert answers[0]["request_key"] != answers[1]["request_key"]
+    # And asking again returns the same slot instead of a second one
+    assert node.cycle("phone-0").json()["request_key"] == answers[0]["request_key"]
+    assert set(node.slots()) == {"phone-0", "phone-1"}
+
+
+# -- bad updates ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "message"),
+    [
+        (lambda: encode({**delta(0.0), "0.weight": torch.full((3, 4), math.nan)}), 422, "NaN"),
+        (lambda: encode({**delta(0.0), "2.weight": torch.zeros(3, 4)}), 422, "shape"),
+        (lambda: encode({k: v.double() for k, v in delta(0.0).items()}), 422, "float32"),
+        (lambda: ZERO[:-10], 422, "truncated"),
+        (lambda: b"not a safetensors file", 422, "safetensors"),
+        (lambda: encode({"0.weight": torch.zeros(3, 4)}), 422, "missing"),
+        (lambda: b"\0" * (MAX_UPDATE_BYTES // 2), 413, "a file for this model is at most"),
+        (lambda: b"\0" * (MAX_UPDATE_BYTES + 1), 413, f"the limit is {MAX_UPDATE_BYTES:,} bytes"),
+    ],
+    ids=[
+        "nan",
+        "wrong-shape",
+        "wrong-dtype",
+        "truncated",
+        "garbage",
+        "missing-tensors",
+        "larger-than-the-model",
+        "over-the-body-limit",
+    ],
+)
+def test_a_bad_update_is_refused_and_changes_nothing(node: Node, payload, status: int, message: str) -> None:
+    # Given a device with a slot in an open round
+    key = node.admit("sender")
+
+    # When it reports a bad update
+    response = node.report("sender", key, payload())
+
+    # Then it gets a clear 4xx, nothing changed, and the slot is still open for a good report
+    assert response.status_code == status, response.text
+    assert message in response.json()["detail"]
+    node.assert_unchanged({"sender": key})
+    assert node.report("sender", key).json()["status"] == "accepted"
+
+
+# -- malformed requests --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        {"json": {"availability": {"battery": "full", "charging": True, "network": "wifi"}}},
+        {"json": {"availability": {"battery": 0.5, "charging": True, "network": "wifi"}, "extra": 1}},
+        {"json": {"availability": {"battery": 0.5, "charging": True, "network": "carrier-pigeon"}}},
+        {"json": {}},
+        {"content": "{not json", "headers": {"Content-Type": "application/json"}},
+    ],
+    ids=["wrong-type", "unknown-field", "unknown-network", "no-availability", "malformed-json"],
+)
+def test_a_malformed_cycle_request_gets_422_and_no_slot(node: Node, request_: dict) -> None:
+    request = dict(request_)
+    if "headers" in request:
+        request["headers"] = {**request["headers"], "Authorization": f"Bearer {_token('phone-1')}"}
+        request["json"] = None
+
+    response = node.cycle("phone-1", **request)
+
+    assert response.status_code == 422, response.text
+    node.assert_unchanged({})
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {**GOOD_REPORT, "num_samples": 0},
+        {**GOOD_REPORT, "num_samples": "ten"},
+        {**GOOD_REPORT, "loss": "nan"},
+        {**GOOD_REPORT, "loss": -0.1},
+        {**GOOD_REPORT, "accuracy": 1.5},
+        {"num_samples": 10, "loss": 0.5},
+    ],
+    ids=[
+        "zero-samples",
+        "samples-not-a-number",
+        "nan-loss",
+        "negative-loss",
+        "accuracy-out-of-range",
+        "no-accuracy",
+    ],
+)
+def test_a_malformed_report_gets_422_and_is_not_counted(node: Node, params: dict) -> None:
+    key = node.admit("phone-1")
+
+    response = node.report("phone-1", key, params=params)
+
+    assert response.status_code == 422, response.text
+    node.assert_unchanged({"phone-1": key})
+
+
+# -- who may call --------------------------------------------------------------------------------------
+
+
+def _hand_made_token(*, expires_in: int, key: str = SETTINGS.token_secret.get_secret_value()) -> str:
+    """A device token as the orchestrator would issue one, but with this lifetime and signing key."""
+    now = int(time.time())
+    claims = {
+        "sub": "phone-1",
+        "dataset_id": DATASET_ID,
+        "aud": DEVICE_TOKEN_AUDIENCE,
+        "iss": DEVICE_TOKEN_ISSUER,
+    }
+    return jwt.encode({**claims, "iat": now, "exp": now + expires_in}, key, algorithm="HS256")
+
+
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [
+        (lambda: {}, "missing bearer token"),
+        (lambda: {"Authorization": "Basic cGhvbmU6MQ=="}, "missing bearer token"),
+        (lambda: {"Authorization": "Bearer not-a-token"}, "invalid device token"),
+        (
+            lambda: {"Authorization": f"Bearer {_hand_made_token(expires_in=60, key=OTHER_KEY)}"},
+            "invalid device token",
+        ),
+        (
+            lambda: {"Authorization": f"Bearer {_hand_made_token(expires_in=-60)}"},
+            "exchange the API key for a new one",
+        ),
+    ],
+    ids=["missing", "not-bearer", "garbage", "signed-with-another-key", "expired"],
+)
+def test_a_device_without_a_valid_token_gets_401_and_changes_nothing(
+    node: Node, headers, message: str
+) -> None:
+    key = node.admit("phone-1")
+
+    for response in (
+        node.cycle("phone-2", headers=headers()),
+        node.report("phone-1", key, headers=headers()),
+    ):
+        assert response.status_code == 401, response.text
+        assert message in response.json()["detail"]
+
+    node.assert_unchanged({"phone-1": key})
+
+
+def test_a_device_of_another_app_gets_403_and_changes_nothing(node: Node) -> None:
+    key = node.admit("phone-1")
+    outsider = {"Authorization": f"Bearer {_token('phone-1', dataset_id='another-app')}"}
+
+    for response in (node.cycle("phone-1", headers=outsider), node.report("phone-1", key, headers=outsider)):
+        assert response.status_code == 403, response.text
+        assert "does not take part in this job" in response.json()["detail"]
+
+    node.assert_unchanged({"phone-1": key})
+
+
+@pytest.mark.parametrize(
+    ("reporter", "request_key", "status"),
+    [("phone-1", "made-up-key", 404), ("phone-2", None, 403)],
+    ids=["unknown-key", "another-devices-key"],
+)
+def test_a_report_on_a_key_that_is_not_the_devices_is_refused(
+    node: Node, reporter: str, request_key: str | None, status: int
+) -> None:
+    key = node.admit("phone-1")
+
+    response = node.report(reporter, request_key or key)
+
+    assert response.status_code == status, response.text
+    node.assert_unchanged({"phone-1": key})

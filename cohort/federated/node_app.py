@@ -54,8 +54,9 @@ def create_node_app(
     stop_watching = threading.Event()
 
     def watch_deadlines() -> None:
-        while not stop_watching.is_set():
-            if node.finished.wait(min(_TICK_SECONDS, node.seconds_to_deadline() + 0.01)):
+        # It sleeps on the stop event, so an app shutting down never waits out a tick.
+        while not stop_watching.wait(min(_TICK_SECONDS, node.seconds_to_deadline() + 0.01)):
+            if node.finished.is_set():
                 node.announce()
                 stop_watching.wait(_LINGER_SECONDS)
                 on_finished()

@@ -20,7 +20,6 @@ from pydantic import SecretStr
 from cohort.domain.errors import NotFound
 from cohort.domain.records import ParticipationStatus, RoundStatus
 from cohort.domain.weights import encode
-from cohort.federated import node_app
 from cohort.federated.memory_store import MemoryNodeStore
 from cohort.federated.node_app import create_node_app
 from cohort.federated.node_store import update_key
@@ -84,9 +83,7 @@ class Node:
 
 
 @pytest.fixture
-def node(monkeypatch: pytest.MonkeyPatch) -> Iterator[Node]:
-    # The deadline watcher wakes this often; shutting the app down waits for it, so keep it short.
-    monkeypatch.setattr(node_app, "_TICK_SECONDS", 0.01)
+def node() -> Iterator[Node]:
     store = memory_store(rounds=1, min_reports=1, max_reports=2, cohort_size=2, round_deadline_seconds=600)
     with TestClient(create_node_app(JOB_ID, store=store, settings=SETTINGS)) as client:
         yield Node(client, store)

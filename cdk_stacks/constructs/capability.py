@@ -20,9 +20,9 @@ capabilities existed.
 CDK derives some *names* from paths too, and a capability must not change those either: a security
 group's unique id (part of the logical id of every rule that admits it as a peer), a scaling
 policy's name (changing it replaces the policy), a task definition's default family, the Name tag
-of hosts. ``SecurityGroup`` keeps the first by itself; ``unique_id`` and ``path`` give the others
-the names they had.
-test_capability.py synthesizes the app with every capability renamed and finds no difference.
+of hosts. ``CapabilitySecurityGroup`` keeps the first by itself; ``unique_id`` and ``path`` give
+the others the names they had. tests/infra/test_capability.py synthesizes the app with every
+capability renamed and finds no difference in any template.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class CapabilityStack(Stack):
         return make_unique_id(_named_by(below))
 
 
-class SecurityGroup(ec2.SecurityGroup):
+class CapabilitySecurityGroup(ec2.SecurityGroup):
     """A security group whose peers name their rules after its path without capabilities.
 
     A rule's construct id, and so its logical id, holds the peer's ``unique_id``.

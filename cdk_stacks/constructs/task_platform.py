@@ -10,7 +10,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from cdk_stacks.config import StageConfig
-from cdk_stacks.constructs.capability import Capability, SecurityGroup
+from cdk_stacks.constructs.capability import Capability, CapabilitySecurityGroup
 from cdk_stacks.constructs.findings import acknowledge
 from cdk_stacks.constructs.network import Network
 from cohort.catalogue import Catalogue
@@ -88,7 +88,7 @@ class TaskPlatform(Capability):
 
     def security_group(self, scope: Construct, name: str, description: str) -> ec2.SecurityGroup:
         """A security group in the VPC: nothing inbound until a rule admits it, anything outbound."""
-        return SecurityGroup(
+        return CapabilitySecurityGroup(
             scope,
             f"{name}SecurityGroup",
             vpc=self.network.vpc,

@@ -26,6 +26,7 @@ from cdk_stacks.constructs.findings import acknowledge
 from cdk_stacks.constructs.grants import READ_OBJECTS, grant_objects
 from cdk_stacks.constructs.images import service_image
 from cdk_stacks.constructs.network import VPC_CIDR
+from cdk_stacks.constructs.task_platform import acknowledge_task_definition
 from cohort.catalogue import Bucket, Catalogue
 
 HUB_PORT = 8000
@@ -190,7 +191,7 @@ class JupyterStack(Stack):
             task_definition.task_role, "elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"
         )
         grant_objects(task_definition.task_role, self._catalogue, Bucket.SAMPLES, READ_OBJECTS)
-        self._compute.acknowledge_task_definition(task_definition)
+        acknowledge_task_definition(task_definition)
         security_group = ec2.SecurityGroup(
             self,
             "HubSecurityGroup",

@@ -145,6 +145,14 @@ class Synth:
     def assets(self, stack: str) -> dict[str, Any]:
         return json.loads((self.outdir / f"{self.stack_names[stack]}.assets.json").read_text())
 
+    def image_assets(self) -> dict[str, dict[str, Any]]:
+        """The source of every container image asset of the app, by asset hash."""
+        return {
+            asset_hash: image["source"]
+            for stack in self.templates
+            for asset_hash, image in self.assets(stack).get("dockerImages", {}).items()
+        }
+
     def resources(self, stack: str, *types: str) -> dict[str, dict[str, Any]]:
         return {
             logical_id: resource

@@ -30,7 +30,7 @@ RERUN = ".venv/bin/python bench/test_loop.py"
 MAKE = shutil.which("make") or "make"
 _PROGRESS = re.compile(r"\[\s*(\d+)%\]")
 _PASSED = re.compile(r"(\d+) passed")
-_DURATION = re.compile(r"^(\d+\.\d+)s (setup|call|teardown)\s+(\S+)")
+_DURATION = re.compile(r"^(\d+\.\d+)s (setup|call|teardown)\s+(.+?)\s*$")
 
 
 @dataclass

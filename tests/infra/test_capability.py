@@ -66,6 +66,7 @@ def _paths(tree: dict[str, Any]) -> set[str]:
     return {tree["path"], *(path for child in children for path in _paths(child))}
 
 
+@pytest.mark.slow  # synthesizes the whole app a second time; test_logical_ids guards the ids in make check
 def test_renaming_a_capability_renames_nothing_deployed(
     dev: Synth, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

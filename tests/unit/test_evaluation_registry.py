@@ -124,6 +124,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.slow  # a fresh interpreter, which imports torch and trains the model again
 def test_an_attack_added_to_the_registry_is_run_costed_and_flagged_with_no_other_change() -> None:
     # Given a toy single-step L2 attack added to a copy of the registry, and nothing else changed
     run = subprocess.run(

@@ -114,7 +114,7 @@ The slowest steps of `make check`, which are where to look before it outgrows it
 
 {slowest}
 
-Rerun with `{RERUN}` (about 12 minutes on 2 cores); it rewrites this section and exits 1
+Rerun with `{RERUN}` (about 10 minutes on 2 cores); it rewrites this section and exits 1
 if a target is missed.
 """
     return publish("test-loop", section, targets)

@@ -49,6 +49,8 @@ class StageConfig(BaseModel):
     api_burst_limit: int = Field(ge=1)
     api_daily_quota: int = Field(ge=1)
     updates_expiry_days: int = Field(ge=1, le=365)
+    # New device ids each app's API key may register per minute (the orchestrator's setting).
+    device_registrations_per_minute: int = Field(ge=1, le=1_000_000)
 
     sender_email: str = Field(pattern=_EMAIL)  # the SES identity notifications are sent from
     alarm_email: str | None = Field(None, pattern=_EMAIL)

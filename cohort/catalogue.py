@@ -19,6 +19,9 @@ class Table(StrEnum):
     ROUNDS = "rounds"
     PARTICIPATIONS = "participations"
     EVALUATIONS = "evaluations"
+    DEVICE_REGISTRATIONS = "device-registrations"  # each device's public key
+    DEVICE_ASSERTIONS = "device-assertions"  # assertion ids already used, until they expire
+    REGISTRATION_WINDOWS = "registration-windows"  # new devices counted per API key and minute
     IDEMPOTENCY = "idempotency"  # Powertools idempotency records of the Lambda functions
 
 

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     # the FL nodes verify; the key comes from Secrets Manager on AWS.
     token_secret: SecretStr = SecretStr("")
     device_token_ttl_seconds: int = Field(900, ge=60, le=86_400)
+    # New device ids (first token exchanges) each API key may register per minute; the app's
+    # installs per minute at their busiest should fit (docs/protocol.md).
+    device_registrations_per_minute: int = Field(120, ge=1, le=1_000_000)
 
     # How FL nodes are started, and how devices reach them.
     launcher: Literal["local", "ecs"] = "local"

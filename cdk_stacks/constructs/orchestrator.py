@@ -77,6 +77,9 @@ class OrchestratorService(Capability):
                 "COHORT_USER_POOL_CLIENT_IDS": json.dumps(user_pool_client_ids),
                 # The dashboard calls the API from its own origin; the orchestrator answers it alone.
                 "COHORT_ALLOWED_ORIGINS": json.dumps([platform.config.website_origin]),
+                "COHORT_DEVICE_REGISTRATIONS_PER_MINUTE": str(
+                    platform.config.device_registrations_per_minute
+                ),
                 "COHORT_LAUNCHER": "ecs",
                 "COHORT_ECS_SUBNETS": json.dumps(private_subnet_ids),
                 "COHORT_ECS_SECURITY_GROUPS": json.dumps([self._fl_nodes.security_group.security_group_id]),
@@ -101,6 +104,10 @@ class OrchestratorService(Capability):
             Table.JOBS,
             Table.ROUNDS,
             Table.EVALUATIONS,
+            # Device identities: registered keys, used assertions, registrations counted per minute.
+            Table.DEVICE_REGISTRATIONS,
+            Table.DEVICE_ASSERTIONS,
+            Table.REGISTRATION_WINDOWS,
         ):
             grant_items(role, catalogue, table, READ_ITEMS + WRITE_ITEMS)
         # A job's status counts the open round's devices and reports from their participations.

@@ -10,9 +10,10 @@ class CohortError(Exception):
 
     status_code = 400
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.retry_after = retry_after  # seconds until the same request may succeed: Retry-After
 
 
 class InvalidInput(CohortError):
@@ -37,6 +38,10 @@ class Conflict(CohortError):
 
 class PayloadTooLarge(CohortError):
     status_code = 413
+
+
+class TooManyRequests(CohortError):
+    status_code = 429
 
 
 class Busy(CohortError):

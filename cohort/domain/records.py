@@ -315,6 +315,40 @@ class EvaluationRecord(_Record):
     by_owner = OwnerIndex()
 
 
+class DeviceRegistrationRecord(_Record):
+    """A device's Ed25519 public key, registered by the first token exchange of its id."""
+
+    class Meta(_Record.Meta):
+        table = Table.DEVICE_REGISTRATIONS
+
+    dataset_id = UnicodeAttribute(hash_key=True)
+    device_id = UnicodeAttribute(range_key=True)
+    public_key = UnicodeAttribute()  # the JWK's x: base64url of the raw 32 bytes
+    api_key_id = UnicodeAttribute()  # the key it registered with
+    registered_at = UTCDateTimeAttribute(default=utcnow)
+
+
+class DeviceAssertionRecord(_Record):
+    """An assertion already exchanged: written once, conditionally, so a replay is refused."""
+
+    class Meta(_Record.Meta):
+        table = Table.DEVICE_ASSERTIONS
+
+    assertion_key = UnicodeAttribute(hash_key=True)  # dataset#device#jti
+    expires_at = TTLAttribute()  # past it the assertion is refused as expired anyway
+
+
+class RegistrationWindowRecord(_Record):
+    """How many devices one API key registered in one minute: an atomic counter."""
+
+    class Meta(_Record.Meta):
+        table = Table.REGISTRATION_WINDOWS
+
+    window_key = UnicodeAttribute(hash_key=True)  # key_id#minute
+    registrations = NumberAttribute(default=0)
+    expires_at = TTLAttribute()
+
+
 ALL_RECORDS: tuple[type[_Record], ...] = (
     UserRecord,
     ApiKeyRecord,
@@ -324,6 +358,9 @@ ALL_RECORDS: tuple[type[_Record], ...] = (
     RoundRecord,
     ParticipationRecord,
     EvaluationRecord,
+    DeviceRegistrationRecord,
+    DeviceAssertionRecord,
+    RegistrationWindowRecord,
 )
 
 

@@ -1,6 +1,7 @@
 """The device side of the protocol, over HTTP: what the app's embedded client does.
 
-1. trade the API key and device id for a device token;
+1. trade the API key, the device id and an assertion signed with the device's own key
+   (the first exchange registers that key) for a device token;
 2. list the app's open jobs and take the node URL from there;
 3. ask the node for a cycle; if accepted, download the model, train on local
    data and report the delta; if rejected, wait ``retry_after`` and ask again.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -18,6 +20,7 @@ from cohort.datasets.digits import Split
 from cohort.domain.architecture import ArchitectureSpec
 from cohort.domain.training import Availability, ClientConfig
 from cohort.domain.weights import TensorSignature, decode, encode
+from cohort.federated.device_key import DeviceKey
 from cohort.federated.training import train_locally
 
 log = logging.getLogger(__name__)
@@ -55,8 +58,12 @@ class DeviceClient:
         data: Split,
         availability: Availability | None = None,
         timeout: float = 30.0,
+        key: DeviceKey | None = None,
     ) -> None:
+        """``key`` is the device's identity: give a real device ``DeviceKey.stored_at(path)``; without one,
+        the client makes a key in memory, for this client's lifetime."""
         self.device_id = device_id
+        self.key = key or DeviceKey.generate()
         self._orchestrator_url = orchestrator_url.rstrip("/")
         self._api_key = api_key
         self._data = data
@@ -74,16 +81,35 @@ class DeviceClient:
             body = self._call(
                 "POST",
                 f"{self._orchestrator_url}/v1/devices/token",
-                json={"api_key": self._api_key, "device_id": self.device_id},
                 authenticated=False,
+                fresh_json=self._token_request,
             ).json()
             self._token = body["token"]
             self._token_expires_at = time.time() + body["expires_in"]
         return {"Authorization": f"Bearer {self._token}"}
 
-    def _call(self, method: str, url: str, *, authenticated: bool = True, **kwargs: object) -> httpx.Response:
+    def _token_request(self) -> dict:
+        # A new assertion for every attempt: the server refuses one it has seen, even if its answer was lost.
+        return {
+            "api_key": self._api_key,
+            "device_id": self.device_id,
+            "public_key": self.key.public_key.model_dump(),
+            "assertion": self.key.assertion(self.device_id),
+        }
+
+    def _call(
+        self,
+        method: str,
+        url: str,
+        *,
+        authenticated: bool = True,
+        fresh_json: Callable[[], dict] | None = None,
+        **kwargs: object,
+    ) -> httpx.Response:
         for attempt in range(_MAX_TRANSPORT_RETRIES):
             headers = self._bearer() if authenticated else {}
+            if fresh_json is not None:
+                kwargs["json"] = fresh_json()
             try:
                 response = self._http.request(method, url, headers=headers, **kwargs)  # type: ignore[arg-type]
             except httpx.TransportError as exc:

@@ -171,11 +171,12 @@ def revoke_api_key(owner: Principal, dataset_id: str, key_id: str) -> ApiKeyView
     raise NotFound(f"no API key {key_id} for dataset {dataset_id}")
 
 
-def dataset_of_api_key(api_key: str) -> str:
+def live_api_key(api_key: str) -> ApiKeyRecord:
+    """The record of an API key that devices may still use."""
     try:
         record = ApiKeyRecord.get(hash_api_key(api_key))
     except ApiKeyRecord.DoesNotExist:
         record = None
     if record is None or record.revoked:
         raise Unauthorized("unknown or revoked API key")
-    return record.dataset_id
+    return record

@@ -59,7 +59,7 @@ def create_app(launcher: Launcher | None = None) -> FastAPI:
         lifespan=_lifespan(launcher),
     )
     app.include_router(_people_routes(CognitoVerifier(settings), launcher))
-    app.include_router(_device_routes(DeviceTokens(settings)))
+    app.include_router(_device_routes(DeviceTokens(settings), settings.device_registrations_per_minute))
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> Response:
@@ -211,6 +211,14 @@ def _people_routes(verifier: CognitoVerifier, launcher: Launcher) -> APIRouter:
         """Revoke a key: its devices get no new tokens."""
         return datasets.revoke_api_key(caller, dataset_id, key_id)
 
+    @people.delete("/datasets/{dataset_id}/devices/{device_id}", tags=["datasets"])
+    def forget_device(dataset_id: str, device_id: str, caller: Person) -> devices.DeviceRegistrationView:
+        """Delete a device's registered key (app developers): the id's next token exchange registers anew.
+
+        For a device that lost its key; tokens issued before live out their short TTL.
+        """
+        return devices.forget(caller, dataset_id, device_id)
+
     @people.get("/datasets/{dataset_id}/jobs", tags=["datasets"])
     def dataset_jobs(dataset_id: str, caller: Person) -> list[jobs.DatasetJobView]:
         """The training jobs on the app's devices, newest first (the app developer who registered it).
@@ -279,14 +287,20 @@ def _people_routes(verifier: CognitoVerifier, launcher: Launcher) -> APIRouter:
     return people
 
 
-def _device_routes(tokens: DeviceTokens) -> APIRouter:
+def _device_routes(tokens: DeviceTokens, registrations_per_minute: int) -> APIRouter:
     Device = Annotated[DeviceIdentity, Depends(http.bearer_dependency(tokens.verify))]
     fleet = APIRouter(prefix="/v1/devices", tags=["devices"])
 
     @fleet.post("/token")
     def device_token(body: devices.TokenRequest) -> devices.DeviceToken:
-        """Exchange the app's API key and a device id for a short-lived token."""
-        return devices.exchange(body, tokens)
+        """Exchange the app's API key, a device id and an assertion signed with the device's key for a token.
+
+        The first exchange of a device id registers its public key, and every later one must be
+        signed with the same key: 401 for a bad, expired or replayed assertion, 409 for an id
+        registered with another key, 429 (with Retry-After) past the API key's new registrations
+        per minute.
+        """
+        return devices.exchange(body, tokens, registrations_per_minute)
 
     @fleet.get("/jobs")
     def open_jobs(caller: Device) -> list[jobs.OpenJob]:

@@ -101,7 +101,8 @@ def configure(app: FastAPI, service: str, max_body_bytes: int) -> None:
 
     @app.exception_handler(CohortError)
     async def _domain_error(_: Request, exc: CohortError) -> JSONResponse:
-        return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
+        headers = None if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
+        return JSONResponse({"detail": exc.message}, status_code=exc.status_code, headers=headers)
 
     # FastAPI's default echoes each bad input back; an API key or a large body
     # has no business in an error response, so only say where and what.

@@ -106,6 +106,11 @@ def test_the_orchestrator_answers_the_website_and_accepts_its_tokens(synth: Synt
     # Then it allows cross-origin calls from the website's origin, and from no other
     assert json.loads(variables["COHORT_ALLOWED_ORIGINS"]) == [synth.config.website_origin]
 
+    # And it limits new device registrations per API key as the stage says
+    assert variables["COHORT_DEVICE_REGISTRATIONS_PER_MINUTE"] == str(
+        synth.config.device_registrations_per_minute
+    )
+
     # And it accepts ID tokens of the SDK's and the website's clients
     client_ids = json.loads(render(variables["COHORT_USER_POOL_CLIENT_IDS"]))
     names = set()

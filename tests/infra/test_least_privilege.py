@@ -173,3 +173,22 @@ def test_the_orchestrator_reads_participations_for_live_round_progress_but_never
     # And it may change none: the FL node alone records who took part
     for action in ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"):
         assert not any(statement.allows(action) for statement in statements), action
+
+
+def test_only_the_orchestrator_reads_and_writes_device_identities(dev: Synth) -> None:
+    # Given the statements that name a device-identity table: registered keys, used assertions,
+    # registrations counted per minute
+    orchestrator = _orchestrator_role(dev)
+    for table in (Table.DEVICE_REGISTRATIONS, Table.DEVICE_ASSERTIONS, Table.REGISTRATION_WINDOWS):
+        arn = f":table/{dev.catalogue.table(table)}"
+        statements = [
+            statement
+            for statement in dev.iam_statements()
+            if any(arn in render(resource) for resource in statement.resources)
+        ]
+
+        # Then the orchestrator, which exchanges device tokens, may read them and write them
+        for action in ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"):
+            assert any(orchestrator in s.roles and s.allows(action) for s in statements), (table, action)
+        # And no other role may touch them: FL nodes trust the token, not the key
+        assert all(s.roles == {orchestrator} for s in statements), table

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import httpx
 import torch
 
+from cohort.federated.device_key import DeviceKey
 from cohort.local.platform import PlatformState
 from cohort.sdk import CohortClient
 
@@ -37,13 +38,30 @@ class Setting:
         return self.scientist.start_training(self.model_id, self.dataset_id, client_config, server_config)
 
 
+def token_request(api_key: str, device_id: str, key: DeviceKey) -> dict:
+    """The body of a device's token exchange, with a fresh assertion signed by ``key``."""
+    return {
+        "api_key": api_key,
+        "device_id": device_id,
+        "public_key": key.public_key.model_dump(),
+        "assertion": key.assertion(device_id),
+    }
+
+
+def exchange_token(
+    orchestrator_url: str, api_key: str, device_id: str, key: DeviceKey | None = None
+) -> httpx.Response:
+    """One token exchange, by a device with ``key`` (a new one if none)."""
+    body = token_request(api_key, device_id, key or DeviceKey.generate())
+    return httpx.post(f"{orchestrator_url}/v1/devices/token", json=body)
+
+
 class Device:
     """A device speaking the protocol by hand, to reach the edges the client never hits."""
 
     def __init__(self, platform: PlatformState, api_key: str, device_id: str) -> None:
-        response = httpx.post(
-            f"{platform.orchestrator_url}/v1/devices/token", json={"api_key": api_key, "device_id": device_id}
-        )
+        self.key = DeviceKey.generate()
+        response = exchange_token(platform.orchestrator_url, api_key, device_id, self.key)
         response.raise_for_status()
         self.headers = {"Authorization": f"Bearer {response.json()['token']}"}
         self.orchestrator_url = platform.orchestrator_url

@@ -13,13 +13,14 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from cohort.catalogue import Group
+from cohort.federated.device_key import DeviceKey
 from cohort.local.platform import PlatformState
 from cohort.openapi import documents
 from cohort.sdk import CohortError
 from cohort.settings import get_settings
 from cohort.web.auth import DEVICE_TOKEN_AUDIENCE, DEVICE_TOKEN_ISSUER
 
-from .scenario import AVAILABLE, Device, Setting
+from .scenario import AVAILABLE, Device, Setting, exchange_token
 
 
 def _protected_routes() -> list[tuple[str, str]]:
@@ -113,9 +114,7 @@ def test_a_correctly_signed_token_is_accepted(platform: PlatformState) -> None:
 def test_a_device_token_is_not_a_person_token_and_vice_versa(
     platform: PlatformState, setting: Setting
 ) -> None:
-    device_token = httpx.post(
-        f"{platform.orchestrator_url}/v1/devices/token", json={"api_key": setting.api_key, "device_id": "d1"}
-    ).json()["token"]
+    device_token = exchange_token(platform.orchestrator_url, setting.api_key, "d1").json()["token"]
     as_person = httpx.get(
         f"{platform.orchestrator_url}/v1/models", headers={"Authorization": f"Bearer {device_token}"}
     )
@@ -128,9 +127,7 @@ def test_a_device_token_is_not_a_person_token_and_vice_versa(
 
 
 def test_an_unknown_api_key_gets_no_device_token(platform: PlatformState) -> None:
-    response = httpx.post(
-        f"{platform.orchestrator_url}/v1/devices/token", json={"api_key": "ck_" + "x" * 40, "device_id": "d1"}
-    )
+    response = exchange_token(platform.orchestrator_url, "ck_" + "x" * 40, "d1")
     assert response.status_code == 401
 
 
@@ -207,9 +204,10 @@ def test_a_revoked_api_key_gets_no_device_token(platform: PlatformState, people)
     developer.revoke_api_key(dataset["dataset_id"], revoked["key_id"])
 
     # Then only the other still buys device tokens, and the listing says which is which
+    phone = DeviceKey.generate()
+
     def exchange(key: dict) -> int:
-        body = {"api_key": key["api_key"], "device_id": "phone"}
-        return httpx.post(f"{platform.orchestrator_url}/v1/devices/token", json=body).status_code
+        return exchange_token(platform.orchestrator_url, key["api_key"], "phone", phone).status_code
 
     assert exchange(kept) == 200
     assert exchange(revoked) == 401

@@ -29,6 +29,7 @@ from cohort.datasets import digits
 from cohort.domain.architecture import parse_architecture
 from cohort.domain.records import bind_tables
 from cohort.domain.weights import TensorSignature, decode, encode, trainable_state
+from cohort.federated.device_key import DeviceKey
 from cohort.federated.simulator import simulate
 from cohort.local.accounts import create_confirmed_user
 from cohort.local.demo import SMALL_CNN
@@ -224,14 +225,19 @@ def test_an_app_developer_and_a_scientist_use_the_dashboard_end_to_end(
     keys.get_by_role("button", name="Revoke…").first.click()
     keys.get_by_role("button", name=re.compile("^Revoke [0-9a-f]{12}$")).click()
     expect(keys.get_by_text("revoked")).to_have_count(1)
-    refused = httpx.post(
-        f"{site.orchestrator_url}/v1/devices/token", json={"api_key": leaked, "device_id": "phone-1"}
-    )
-    assert refused.status_code == 401
-    still_valid = httpx.post(
-        f"{site.orchestrator_url}/v1/devices/token", json={"api_key": api_key, "device_id": "phone-1"}
-    )
-    assert still_valid.status_code == 200
+    phone = DeviceKey.generate()
+
+    def exchange(key: str) -> int:
+        body = {
+            "api_key": key,
+            "device_id": "phone-1",
+            "public_key": phone.public_key.model_dump(),
+            "assertion": phone.assertion("phone-1"),
+        }
+        return httpx.post(f"{site.orchestrator_url}/v1/devices/token", json=body).status_code
+
+    assert exchange(leaked) == 401
+    assert exchange(api_key) == 200
     dataset_url = page.url
     sign_out(page)
 

@@ -14,10 +14,14 @@ from cohort.processes import free_loopback_port
 
 
 @contextmanager
-def serving(app: ASGIApp, start_timeout: float = 10.0) -> Iterator[str]:
-    """The app's base URL while the block runs; the server stops after it."""
+def serving(app: ASGIApp, start_timeout: float = 10.0, lifespan: str = "auto") -> Iterator[str]:
+    """The app's base URL while the block runs; the server stops after it.
+
+    ``lifespan="off"`` skips the app's start-up and shut-down (its background tasks).
+    """
     port = free_loopback_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"asgi-{port}", daemon=True)
     thread.start()
     give_up_at = time.monotonic() + start_timeout

@@ -73,6 +73,10 @@ class CohortClient:
     def revoke_api_key(self, dataset_id: str, key_id: str) -> dict:
         return self._request("DELETE", f"/v1/datasets/{dataset_id}/api-keys/{key_id}")
 
+    def forget_device(self, dataset_id: str, device_id: str) -> dict:
+        """Delete a device's registered key, so that the id can register a new one (a phone that lost it)."""
+        return self._request("DELETE", f"/v1/datasets/{dataset_id}/devices/{device_id}")
+
     def dataset_jobs(self, dataset_id: str) -> list[dict]:
         """The training jobs on your app's devices, newest first: their status and rounds, not their model."""
         return self._request("GET", f"/v1/datasets/{dataset_id}/jobs")

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,9 +28,23 @@ log = logging.getLogger(__name__)
 
 _TOKEN_REFRESH_MARGIN = 30.0
 _MAX_TRANSPORT_RETRIES = 5
+# Answers that say when to come back (Retry-After): the registration limit, a dependency down.
+_COME_BACK_LATER = (429, 503)
+_MAX_RETRY_AFTER_SECONDS = 60.0
 # A report for a round that has closed (or an attempt that failed) is refused
 # with one of these; the device simply asks for the next cycle.
 _ROUND_MOVED_ON = (404, 409)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds to wait before asking again, when the server says so (and not too long)."""
+    if response.status_code not in _COME_BACK_LATER:
+        return None
+    try:
+        seconds = float(response.headers.get("Retry-After", ""))
+    except ValueError:
+        return None
+    return min(max(seconds, 0.0), _MAX_RETRY_AFTER_SECONDS) if math.isfinite(seconds) else None
 
 
 class DeviceError(RuntimeError):
@@ -59,16 +74,18 @@ class DeviceClient:
         availability: Availability | None = None,
         timeout: float = 30.0,
         key: DeviceKey | None = None,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         """``key`` is the device's identity: give a real device ``DeviceKey.stored_at(path)``; without one,
-        the client makes a key in memory, for this client's lifetime."""
+        the client makes a key in memory, for this client's lifetime. ``transport`` replaces httpx's
+        network transport (a proxy's, or a test's)."""
         self.device_id = device_id
         self.key = key or DeviceKey.generate()
         self._orchestrator_url = orchestrator_url.rstrip("/")
         self._api_key = api_key
         self._data = data
         self._availability = availability or Availability(battery=0.9, charging=True, network="wifi")
-        self._http = httpx.Client(timeout=timeout)
+        self._http = httpx.Client(timeout=timeout, transport=transport)
         self._token = ""
         self._token_expires_at = 0.0
 
@@ -119,6 +136,18 @@ class DeviceClient:
                 continue
             if response.status_code == 401 and authenticated and attempt == 0:
                 self._token_expires_at = 0.0  # expired or rotated: fetch a new token once
+                continue
+            wait = _retry_after(response)
+            if wait is not None and attempt < _MAX_TRANSPORT_RETRIES - 1:
+                log.info(
+                    "device %s: %s %s answered %s; retrying in %.0f s",
+                    self.device_id,
+                    method,
+                    url,
+                    response.status_code,
+                    wait,
+                )
+                time.sleep(wait)
                 continue
             if response.is_error:
                 raise DeviceError(

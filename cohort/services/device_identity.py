@@ -42,6 +42,8 @@ EXCHANGES = Counter(
     "Device token exchanges, by the outcome of the device's identity check",
     ["outcome"],
 )
+for _outcome in Outcome:  # every series is exported from the start, at 0, so a rate over it is defined
+    EXCHANGES.labels(_outcome.value)
 
 
 def _refuse(outcome: Outcome, error: CohortError) -> NoReturn:

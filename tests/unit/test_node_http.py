@@ -102,8 +102,8 @@ def test_a_device_is_admitted_reports_and_a_replay_is_a_duplicate(node: Node) ->
     first = node.report("phone-1", slot["request_key"])
     replay = node.report("phone-1", slot["request_key"])
 
-    assert (first.status_code, first.json()) == (202, {"status": "accepted", "round": 1})
-    assert (replay.status_code, replay.json()) == (202, {"status": "duplicate", "round": 1})
+    assert (first.status_code, first.json()) == (202, {"status": "accepted", "round": 1, "attempt": 1})
+    assert (replay.status_code, replay.json()) == (202, {"status": "duplicate", "round": 1, "attempt": 1})
     assert node.slots() == {"phone-1": ParticipationStatus.REPORTED}
 
 

@@ -96,9 +96,6 @@ def create_node_app(
         "/reports/{request_key}",
         response_model=ReportReceipt,
         status_code=202,
-        # The route reads its body itself, once the device and its key are known, under the job's
-        # model's own limit; this is only the ceiling for every job.
-        max_body_size=settings.max_update_bytes,
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -107,6 +104,9 @@ def create_node_app(
             }
         },
     )
+    # The route reads its body itself, once the device and its key are known, under the job's model's
+    # own limit; max_update_bytes is only the ceiling for every job.
+    @http.own_body_limit(settings.max_update_bytes)
     async def submit_report(
         request: Request,
         request_key: str,

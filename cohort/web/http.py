@@ -60,10 +60,9 @@ class BodyLimit:
     arrives, and handed on as one message. Nothing is read before the app asks: a request refused
     first (no token, say) costs no more than the server's own small buffer.
 
-    A route that declares a limit of its own (FastAPI's per-route ``max_body_size``, which FastAPI
-    applies as the route reads) gets its body as it arrives instead, to stream it under its own
-    limits. Whichever the route, an answer sent before the whole body was read closes the connection,
-    so the rest of the body is never received.
+    A route with a limit of its own (:func:`own_body_limit`) gets its body as it arrives instead,
+    counted against that limit, to stream it or to answer without reading it. Whichever the route, an
+    answer sent before the whole body was read closes the connection, so the rest is never received.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
@@ -78,6 +77,23 @@ class BodyLimit:
         await self._app(scope, body.receive, body.send)
 
 
+Endpoint = TypeVar("Endpoint", bound=Callable[..., object])
+
+
+def own_body_limit(max_bytes: int) -> Callable[[Endpoint], Endpoint]:
+    """Give a route's endpoint a body limit of its own, in place of the app's, and its body as it
+    arrives rather than read whole first (see :class:`BodyLimit`); for a route that streams its body."""
+
+    def mark(endpoint: Endpoint) -> Endpoint:
+        setattr(endpoint, _OWN_BODY_LIMIT, max_bytes)
+        return endpoint
+
+    return mark
+
+
+_OWN_BODY_LIMIT = "cohort_own_body_limit"
+
+
 class _RequestBody:
     """One request's body, read when the app asks for it (see :class:`BodyLimit`)."""
 
@@ -86,36 +102,47 @@ class _RequestBody:
         headers = Headers(scope=scope)
         self._declared = headers.get("content-length", "")
         self._received_all = self._declared in ("", "0") and "transfer-encoding" not in headers
-        self._whole: list[Message] | None = None  # set once read whole, for a route without its own limit
+        self._size = 0
+        self._whole: list[Message] | None = None  # once read whole, for a route without its own limit
         self._streamed = False
 
     async def receive(self) -> Message:
         if self._whole is None and not self._streamed:
-            route = self._scope.get("route")  # the router has matched it by the time the app reads
-            self._streamed = getattr(route, "max_body_size", None) is not None
+            self._first_read()
             if not self._streamed:
                 self._whole = [await self._read_whole()]
         if self._whole:
             return self._whole.pop()
+        return await self._next()
+
+    def _first_read(self) -> None:
+        # The router has matched the request's route by the time the app asks for its body.
+        endpoint = getattr(self._scope.get("route"), "endpoint", None)
+        own_limit = getattr(endpoint, _OWN_BODY_LIMIT, None)
+        if own_limit is not None:
+            self._streamed, self._max_bytes = True, own_limit
+        if self._declared.isdigit() and int(self._declared) > self._max_bytes:
+            raise self._too_large(f"the body is {int(self._declared):,} bytes")
+
+    async def _next(self) -> Message:
         message = await self._receive()
-        self._received_all |= message["type"] == "http.disconnect" or not message.get("more_body", False)
+        if message["type"] == "http.disconnect":
+            self._received_all = True
+            return message
+        self._size += len(message.get("body", b""))
+        if self._size > self._max_bytes:
+            raise self._too_large("the body passes the limit")
+        self._received_all = not message.get("more_body", False)
         return message
 
     async def _read_whole(self) -> Message:
-        if self._declared.isdigit() and int(self._declared) > self._max_bytes:
-            raise self._too_large(f"the body is {int(self._declared):,} bytes")
-        chunks, size = [], 0
+        chunks = []
         while True:
-            message = await self._receive()
+            message = await self._next()
             if message["type"] == "http.disconnect":
-                self._received_all = True
                 return message
             chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            if size > self._max_bytes:
-                raise self._too_large("the body passes the limit")
-            if not message.get("more_body", False):
-                self._received_all = True
+            if self._received_all:
                 return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
 
     def _too_large(self, what: str) -> HTTPException:
@@ -130,7 +157,7 @@ class _RequestBody:
 
 async def read_body(request: Request, max_bytes: int, *, what: str) -> bytearray:
     """The request's body as it arrives, refused (413) as soon as it is known to pass ``max_bytes``:
-    for a route that declares its own ``max_body_size`` and streams its body."""
+    for a route with :func:`own_body_limit`, whose body is streamed."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise PayloadTooLarge(f"{what} is at most {max_bytes:,} bytes; this body is {int(declared):,}")

@@ -2,9 +2,10 @@
 
 State transitions happen under one lock; work that can be slow (decoding and
 storing an update) happens outside it. Anything the node has accepted is in its
-store before the device hears so, and :meth:`FederatedNode.start` rebuilds the
-open round from there after a restart. Every time the node acts on or records
-comes from the one clock it is given.
+store before the device hears so, and counts in its round: a retried attempt
+keeps the reports of the failed one. :meth:`FederatedNode.start` takes the job
+up from the store after a restart, wherever the node died between two writes.
+Every time the node acts on or records comes from the one clock it is given.
 """
 
 from __future__ import annotations

@@ -376,9 +376,7 @@ class FederatedNode:
         log.warning("round %s attempt %s failed: %s", state.number, state.attempt, reason)
         if final:
             self._discard_updates(state.number)
-            self._finish(
-                JobStatus.FAILED, f"round {state.number} failed {state.attempt} times: {reason}", None, now
-            )
+            self._finish(JobStatus.FAILED, _round_failed(state.number, state.attempt, reason), None, now)
             return
         # The next attempt keeps what this one took: its reports stay folded in the tally, and are
         # carried into the next attempt's slots before the job moves there, so a restart finds them.
@@ -430,10 +428,14 @@ def _receipt(status: Literal["accepted", "duplicate"], state: RoundState) -> Rep
     return ReportReceipt(status=status, round=state.number, attempt=state.attempt)
 
 
+def _round_failed(round_number: int, attempts: int, reason: str) -> str:
+    return f"round {round_number} failed {attempts} times: {reason}"
+
+
 def _failed_round_reason(record: RoundRecord) -> str:
     failures = record.failures
     last = failures[-1].reason if failures else "no reason recorded"
-    return f"round {record.round_number} failed {len(failures)} times: {last}"
+    return _round_failed(int(record.round_number), len(failures), last)
 
 
 def _new_request_key() -> str:

@@ -79,7 +79,7 @@ test: lint synth $(WEBSITE)
 check: lint $(WHEELHOUSE)
 	$(PY) -m pytest -m "not platform and not browser and not slow"
 
-BENCHMARKS := aggregation dataset_generation handler_imports onnx_import robustness synth test_loop
+BENCHMARKS := aggregation dataset_generation handler_imports node_memory onnx_import robustness synth test_loop
 
 # Every benchmark runs and writes its figures; the target fails at the end if any missed its target.
 bench: $(STAMP) $(CDK_CLI) $(WHEELHOUSE)

@@ -57,9 +57,9 @@ class Settings(BaseSettings):
     sender_email: str = "notifications@cohort.local"
 
     # Limits on what users and devices may send.
-    max_request_bytes: int = 1024 * 1024  # JSON bodies on the orchestrator
+    max_request_bytes: int = 1024 * 1024  # JSON bodies on the orchestrator and the FL nodes
     max_model_bytes: int = 256 * 1024 * 1024
-    max_update_bytes: int = 256 * 1024 * 1024
+    max_update_bytes: int = 256 * 1024 * 1024  # any device update; each job's model sets a lower limit
     max_evaluation_set_bytes: int = 64 * 1024 * 1024  # an uploaded evaluation set (safetensors)
     # ONNX import (cohort/onnx_import/sandbox.py): each conversion runs in a child with these limits.
     # It needs about 3x the file in memory (bench/onnx_import.py), so the largest file fits with room.

@@ -74,6 +74,29 @@ def upload_file(bucket: Bucket, key: str, path: Path, content_type: str) -> None
     aws.client("s3").upload_file(str(path), bucket_name(bucket), key, ExtraArgs={"ContentType": content_type})
 
 
+def delete_prefix(bucket: Bucket, prefix: str) -> int:
+    """Delete every object under ``prefix``, each of its versions and delete markers included, so
+    that nothing of it stays readable in a versioned bucket; the number of versions deleted."""
+    s3, name, deleted = aws.client("s3"), bucket_name(bucket), 0
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=name, Prefix=prefix):
+        # A page holds at most 1,000 entries, as many as one DeleteObjects call takes.
+        versions = [
+            {"Key": entry["Key"], "VersionId": entry["VersionId"]}
+            for entry in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]
+        ]
+        if not versions:
+            continue
+        answer = s3.delete_objects(Bucket=name, Delete={"Objects": versions, "Quiet": True})
+        if answer.get("Errors"):
+            first = answer["Errors"][0]
+            raise RuntimeError(
+                f"{len(answer['Errors'])} objects under {prefix} were not deleted, "
+                f"{first['Key']}: {first.get('Code')} {first.get('Message')}"
+            )
+        deleted += len(versions)
+    return deleted
+
+
 def get_bytes(bucket: Bucket, key: str, *, max_bytes: int) -> bytes:
     """Read an object whole, refusing it before download if it is over the limit."""
     s3 = aws.client("s3")

@@ -17,16 +17,21 @@ from constructs import Construct
 
 from cdk_stacks.constructs.capability import Capability
 from cdk_stacks.constructs.grants import (
+    DELETE_OBJECTS,
     READ_ITEMS,
     READ_OBJECTS,
     WRITE_ITEMS,
     WRITE_OBJECTS,
     grant_items,
     grant_objects,
+    grant_version_listing,
 )
 from cdk_stacks.constructs.images import service_image
 from cdk_stacks.constructs.task_platform import TaskPlatform, acknowledge_task_definition
 from cohort.catalogue import NODE_PORT, Bucket, Queue, Table
+
+# Every key a node writes in the updates bucket starts here (cohort.federated.node_store.update_key).
+JOBS_PREFIX = "jobs/"
 
 
 class FlNodeTasks(Capability):
@@ -111,6 +116,10 @@ class FlNodeTasks(Capability):
             grant_items(role, catalogue, table, READ_ITEMS + WRITE_ITEMS)
         for bucket in (Bucket.MODELS, Bucket.UPDATES):
             grant_objects(role, catalogue, bucket, READ_OBJECTS + WRITE_OBJECTS)
+        # Once a round is checkpointed, its devices' updates are deleted (every version); the bucket's
+        # expiry rule stays as the backstop for those a node could not delete.
+        grant_objects(role, catalogue, Bucket.UPDATES, DELETE_OBJECTS, prefix=JOBS_PREFIX)
+        grant_version_listing(role, catalogue, Bucket.UPDATES, prefix=JOBS_PREFIX)
         # The training-finished email goes to the job owner's address, kept on their profile.
         grant_items(role, catalogue, Table.USERS, READ_ITEMS)
         self._queues[Queue.NOTIFICATIONS].grant_send_messages(role)

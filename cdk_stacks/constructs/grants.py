@@ -17,6 +17,8 @@ from cohort.domain.records import ALL_RECORDS
 
 READ_OBJECTS = ("s3:GetObject",)
 WRITE_OBJECTS = ("s3:PutObject",)
+# Every version too: in a versioned bucket, deleting the current one alone leaves the data readable.
+DELETE_OBJECTS = ("s3:DeleteObject", "s3:DeleteObjectVersion")
 READ_ITEMS = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:ConditionCheckItem")
 WRITE_ITEMS = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem")
 
@@ -46,6 +48,17 @@ def grant_objects(
         _policy_of(role),
         f"IAM5[Resource::{reported}]",
         f"Object keys are made at run time; only {', '.join(actions)} in the {bucket.value} bucket.",
+    )
+
+
+def grant_version_listing(role: iam.IRole, catalogue: Catalogue, bucket: Bucket, prefix: str) -> None:
+    """List the object versions of ``bucket`` under ``prefix`` only (to delete them all)."""
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            actions=["s3:ListBucketVersions"],
+            resources=[bucket_arn(catalogue, bucket)],
+            conditions={"StringLike": {"s3:prefix": f"{prefix}*"}},
+        )
     )
 
 

@@ -49,6 +49,11 @@ class ServerConfig(_Strict):
     max_round_attempts: Annotated[int, Field(ge=1, le=20)] = 3
     min_battery: Annotated[float, Field(ge=0.0, le=1.0)] = 0.2
     require_unmetered_network: bool = False
+    retain_updates: bool = Field(
+        False,
+        description="Keep each device's update after its round is checkpointed, for audit; by default the "
+        "node deletes a round's updates once its checkpoint is written",
+    )
 
     @model_validator(mode="after")
     def _bounds_are_ordered(self) -> ServerConfig:

@@ -40,6 +40,11 @@ class TensorSignature:
     def nbytes(self) -> int:
         return sum(math.prod(shape) for shape in self.shapes.values()) * WEIGHT_DTYPE.itemsize
 
+    @property
+    def max_file_bytes(self) -> int:
+        """The largest safetensors file this signature admits: its tensors and a small header."""
+        return self.nbytes + 64 * 1024 + 64 * len(self.shapes)
+
     def zeros(self) -> Tensors:
         return {name: torch.zeros(shape, dtype=WEIGHT_DTYPE) for name, shape in self.shapes.items()}
 
@@ -79,7 +84,7 @@ def view_tensors(data: bytes, signature: TensorSignature, *, what: str = "weight
     more than folding the update in. The size check comes first and is exact:
     a file may carry a small header beyond the tensor bytes, and nothing more.
     """
-    limit = signature.nbytes + 64 * 1024 + 64 * len(signature.shapes)
+    limit = signature.max_file_bytes
     if len(data) > limit:
         raise PayloadTooLarge(
             f"{what}: {len(data):,} bytes; a file for this model is at most {limit:,} bytes"

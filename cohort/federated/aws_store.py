@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 from pynamodb.exceptions import PutError, UpdateError
+from pynamodb.expressions.condition import size
 from pynamodb.expressions.update import Action
 
 from cohort import storage
@@ -30,7 +31,13 @@ from cohort.domain.records import (
 from cohort.domain.training import ServerConfig
 from cohort.domain.weights import Tensors, TensorSignature, decode, encode
 from cohort.evaluation import jobs as evaluation_jobs
-from cohort.federated.node_store import at_time, checkpoint_key, update_key
+from cohort.federated.node_store import (
+    at_time,
+    carried_report,
+    checkpoint_key,
+    round_updates_prefix,
+    update_key,
+)
 from cohort.notify.messages import MAX_REASON, TrainingFinished
 from cohort.notify.queue import enqueue
 
@@ -164,7 +171,13 @@ class AwsNodeStore:
                 RoundRecord.closed_at.set(at_time(failed_at)),
                 RoundRecord.devices.set(devices),
             ]
-        RoundRecord(self.job_id, round_number).update(actions=actions)
+        # Attempts fail in order: this one is recorded already if the list holds as many failures.
+        not_yet = RoundRecord.failures.does_not_exist() | (size(RoundRecord.failures) < attempt)
+        try:
+            RoundRecord(self.job_id, round_number).update(actions=actions, condition=not_yet)
+        except UpdateError as exc:
+            if exc.cause_response_code != "ConditionalCheckFailedException":
+                raise
 
     # -- participations ---------------------------------------------------------------
     def assign(self, round_number: int, attempt: int, device_id: str, request_key: str, at: float) -> None:
@@ -188,6 +201,9 @@ class AwsNodeStore:
         key = update_key(self.job_id, round_number, attempt, request_key)
         storage.put_bytes(Bucket.UPDATES, key, data)
         return key
+
+    def delete_updates(self, round_number: int) -> int:
+        return storage.delete_prefix(Bucket.UPDATES, round_updates_prefix(self.job_id, round_number))
 
     def read_update(self, key: str, signature: TensorSignature) -> Tensors:
         data = storage.get_bytes(Bucket.UPDATES, key, max_bytes=signature.nbytes * 2 + 1_000_000)
@@ -230,3 +246,22 @@ class AwsNodeStore:
             ParticipationRecord.slot.startswith(attempt_prefix(round_number, attempt)),
             consistent_read=True,
         )
+
+    def participation(self, round_number: int, attempt: int, request_key: str) -> ParticipationRecord | None:
+        slot = participation_slot(round_number, attempt, request_key)
+        try:
+            return ParticipationRecord.get(self.job_id, slot, consistent_read=True)
+        except ParticipationRecord.DoesNotExist:
+            return None
+
+    def carry_reports(self, round_number: int, from_attempt: int, to_attempt: int) -> None:
+        reported = ParticipationRecord.status == ParticipationStatus.REPORTED
+        slots = ParticipationRecord.query(
+            self.job_id,
+            ParticipationRecord.slot.startswith(attempt_prefix(round_number, from_attempt)),
+            filter_condition=reported,
+            consistent_read=True,
+        )
+        with ParticipationRecord.batch_write() as batch:  # 25 items a request, unprocessed ones retried
+            for slot in slots:
+                batch.save(carried_report(slot, to_attempt))

@@ -31,7 +31,13 @@ from cohort.domain.records import (
     participation_slot,
 )
 from cohort.domain.weights import Tensors, TensorSignature, decode, encode
-from cohort.federated.node_store import at_time, checkpoint_key, update_key
+from cohort.federated.node_store import (
+    at_time,
+    carried_report,
+    checkpoint_key,
+    round_updates_prefix,
+    update_key,
+)
 
 _Item = dict[str, dict[str, Any]]  # a record as DynamoDB holds it
 _R = TypeVar("_R", bound=Model)
@@ -154,18 +160,23 @@ class MemoryNodeStore:
     ) -> None:
         failure = RoundAttemptFailure(attempt=attempt, reason=reason, failed_at=at_time(failed_at))
         with self._editing_round(round_number) as record:
+            if len(record.failures) >= attempt:
+                return  # this attempt's failure is recorded already
             record.failures = [*record.failures, failure]
             if final:
                 _assign(record, status=RoundStatus.FAILED, closed_at=at_time(failed_at), devices=devices)
 
     @contextmanager
     def _editing_round(self, round_number: int) -> Iterator[RoundRecord]:
+        """The stored round to change; it is stored again unless the block returns early."""
         with self._lock:
             record = self.round(round_number)
             if record is None:  # the contract updates only rounds that open_round recorded
                 raise LookupError(f"round {round_number} of job {self.job_id} was never opened")
+            before = record.serialize()
             yield record
-            self._rounds[round_number] = record.serialize()
+            if record.serialize() != before:
+                self._rounds[round_number] = record.serialize()
 
     # -- participations ---------------------------------------------------------------
     def assign(self, round_number: int, attempt: int, device_id: str, request_key: str, at: float) -> None:
@@ -184,8 +195,22 @@ class MemoryNodeStore:
 
     def store_update(self, round_number: int, attempt: int, request_key: str, data: bytes) -> str:
         key = update_key(self.job_id, round_number, attempt, request_key)
-        self._updates[key] = bytes(data)
+        with self._lock:
+            self._updates[key] = bytes(data)
         return key
+
+    def delete_updates(self, round_number: int) -> int:
+        prefix = round_updates_prefix(self.job_id, round_number)
+        with self._lock:
+            doomed = [key for key in self._updates if key.startswith(prefix)]
+            for key in doomed:
+                del self._updates[key]
+        return len(doomed)
+
+    def update_keys(self) -> list[str]:
+        """Every update stored, for a test to read (not part of the contract)."""
+        with self._lock:
+            return sorted(self._updates)
 
     def read_update(self, key: str, signature: TensorSignature) -> Tensors:
         return decode(_blob(self._updates, key), signature, what=f"update at {key}")
@@ -227,6 +252,17 @@ class MemoryNodeStore:
         with self._lock:
             items = [item for slot, item in sorted(self._slots.items()) if slot.startswith(prefix)]
         return [_record(ParticipationRecord, item) for item in items]
+
+    def participation(self, round_number: int, attempt: int, request_key: str) -> ParticipationRecord | None:
+        item = self._slots.get(participation_slot(round_number, attempt, request_key))
+        return _record(ParticipationRecord, item) if item else None
+
+    def carry_reports(self, round_number: int, from_attempt: int, to_attempt: int) -> None:
+        for record in self.participations(round_number, from_attempt):
+            if record.status == ParticipationStatus.REPORTED:
+                carried = carried_report(record, to_attempt)
+                with self._lock:
+                    self._slots[carried.slot] = carried.serialize()
 
 
 def _record(cls: type[_R], item: _Item) -> _R:

@@ -2,9 +2,10 @@
 
 State transitions happen under one lock; work that can be slow (decoding and
 storing an update) happens outside it. Anything the node has accepted is in its
-store before the device hears so, and :meth:`FederatedNode.start` rebuilds the
-open round from there after a restart. Every time the node acts on or records
-comes from the one clock it is given.
+store before the device hears so, and counts in its round: a retried attempt
+keeps the reports of the failed one. :meth:`FederatedNode.start` takes the job
+up from the store after a restart, wherever the node died between two writes.
+Every time the node acts on or records comes from the one clock it is given.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from prometheus_client import Counter, Gauge
 from pydantic import BaseModel, Field
 
 from cohort.domain.architecture import ArchitectureSpec, parse_architecture
-from cohort.domain.errors import Conflict, Forbidden, InvalidInput
+from cohort.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from cohort.domain.records import (
     JobStatus,
     ParticipationStatus,
@@ -50,6 +51,7 @@ class CycleAccepted(BaseModel):
     status: Literal["accepted"] = "accepted"
     request_key: str
     round: int
+    attempt: int = Field(description="The round's attempt that issued the request key")
     deadline: float = Field(description="Unix time by which the report must arrive")
     model_url: str = Field(description="Presigned URL of the round's model, in safetensors")
     architecture: ArchitectureSpec
@@ -65,6 +67,20 @@ class CycleRejected(BaseModel):
 class ReportReceipt(BaseModel):
     status: Literal["accepted", "duplicate"]
     round: int
+    attempt: int = Field(
+        description="The round's attempt that holds the report; with the round and the request key, "
+        "it names the report whose fate GET /reports/{request_key} tells"
+    )
+
+
+class ReportFate(BaseModel):
+    status: Literal["pending", "counted", "discarded", "not_received"] = Field(
+        description="pending: held for the open round; counted: in the round's result; discarded: the round "
+        "or the job failed before the round completed; not_received: the node holds no report under this key"
+    )
+    round: int
+    attempt: int
+    reason: str = Field(description="Why, in words")
 
 
 @dataclass(frozen=True)
@@ -105,6 +121,8 @@ class FederatedNode:
 
     # -- start-up and resume ------------------------------------------------------
     def start(self) -> None:
+        """Take the job up where the store says it is, after a crash between any two writes too
+        (the order of those writes is in :mod:`cohort.federated.node_store`)."""
         job = self._store.job()
         self._job = job
         if job.status not in (JobStatus.PENDING, JobStatus.RUNNING):
@@ -117,26 +135,39 @@ class FederatedNode:
         self._server_config = ServerConfig.model_validate(job.server_config)
         self._global_weights = self._store.read_weights(job.global_weights_key, self._signature)
         self._model_key = job.global_weights_key
-        self._job = self._store.mark_running(self._clock())
-        record = self._store.round(job.current_round)
-        if record is not None and record.status == RoundStatus.OPEN and record.attempt == job.round_attempt:
-            self._resume(record)
-        else:
-            self._open(job.current_round, job.round_attempt)
-        log.info(
-            "node for job %s at round %s, attempt %s", job.job_id, self._state.number, self._state.attempt
-        )
-
-    def _open(self, round_number: int, attempt: int) -> None:
         now = self._clock()
-        policy = self._server_config.policy
-        self._state = RoundState(round_number, attempt, policy, opened_at=now)
-        self._store.open_round(round_number, attempt, now, self._state.deadline)
+        self._job = self._store.mark_running(now)
+        number, attempt = int(job.current_round), int(job.round_attempt)
+        record = self._store.round(number)
+        if record is None:  # a new job, or killed after advancing to this round
+            self._open(number, now)
+        elif record.status == RoundStatus.COMPLETED:  # killed after completing it, before advancing
+            self._global_weights = self._store.read_weights(record.checkpoint_key, self._signature)
+            self._model_key = record.checkpoint_key
+            self._after_round(number, record.checkpoint_key, now)
+        elif record.status == RoundStatus.FAILED:  # killed after its final failure, before failing the job
+            self._finish(JobStatus.FAILED, _failed_round_reason(record), None, now)
+        else:
+            if record.attempt != attempt:  # killed after moving the job to a retry, before opening it
+                policy = self._server_config.policy
+                self._store.open_round(number, attempt, now, now + policy.deadline_seconds)
+                record = self._store.round(number)
+            self._resume(record)
+            self._close_if_due()  # an attempt whose deadline passed while no node ran
+        if not self.finished.is_set():
+            log.info(
+                "node for job %s at round %s, attempt %s", job.job_id, self._state.number, self._state.attempt
+            )
+
+    def _open(self, round_number: int, now: float) -> None:
+        """Open the first attempt of a round."""
+        self._state = RoundState(round_number, 1, self._server_config.policy, opened_at=now)
+        self._store.open_round(round_number, 1, now, self._state.deadline)
         self._tally = _RoundTally(self._signature)
         CURRENT_ROUND.set(round_number)
 
     def _resume(self, record: RoundRecord) -> None:
-        """Rebuild the open attempt, folding again every update already accepted."""
+        """Rebuild the open attempt, folding again every update it holds, those carried into it included."""
         self._state = RoundState(
             record.round_number,
             record.attempt,
@@ -187,11 +218,28 @@ class FederatedNode:
         return CycleAccepted(
             request_key=assignment.request_key,
             round=self._state.number,
+            attempt=self._state.attempt,
             deadline=assignment.deadline,
             model_url=self._store.model_url(self._model_key),
             architecture=self._architecture,
             client_config=self._client_config,
         )
+
+    @property
+    def max_update_bytes(self) -> int:
+        """The largest update body this job's model admits."""
+        return self._signature.max_file_bytes
+
+    def expect_report(self, device_id: str, dataset_id: str, request_key: str) -> ReportReceipt | None:
+        """Whether a report may be sent, decided before its body is read: None if the open round awaits
+        it, the receipt if it was counted already; raises as :meth:`submit_report` would for a key that
+        is not this device's in the open round, or a round past its deadline."""
+        self._check_dataset(dataset_id)
+        with self._lock:
+            if self._current_for_report(device_id, request_key) is None:
+                REPORTS.labels("duplicate").inc()
+                return _receipt("duplicate", self._state)
+            return None
 
     def submit_report(
         self, device_id: str, dataset_id: str, request_key: str, report: DeviceReport, body: bytes
@@ -202,13 +250,13 @@ class FederatedNode:
             state = self._current_for_report(device_id, request_key)
             if state is None:
                 REPORTS.labels("duplicate").inc()
-                return ReportReceipt(status="duplicate", round=self._state.number)
+                return _receipt("duplicate", self._state)
         # Stored before it counts, outside the lock: S3 may be slow for big models.
         key = self._store.store_update(state.number, state.attempt, request_key, body)
         with self._lock:
             if self._current_for_report(device_id, request_key) is not state:
                 REPORTS.labels("duplicate").inc()
-                return ReportReceipt(status="duplicate", round=state.number)
+                return _receipt("duplicate", state)
             first = self._store.mark_reported(
                 state.number,
                 state.attempt,
@@ -221,12 +269,12 @@ class FederatedNode:
             )
             if not first:
                 REPORTS.labels("duplicate").inc()
-                return ReportReceipt(status="duplicate", round=state.number)
+                return _receipt("duplicate", state)
             self._tally.add(delta, report)
             state.record_report(request_key)
             REPORTS.labels("accepted").inc()
             self._close_if_due()
-            return ReportReceipt(status="accepted", round=state.number)
+            return _receipt("accepted", state)
 
     def _current_for_report(self, device_id: str, request_key: str) -> RoundState | None:
         """The open round if this report belongs in it, None if already counted."""
@@ -235,6 +283,36 @@ class FederatedNode:
         if self._state.check_report(device_id, request_key, self._clock()):
             return self._state
         return None
+
+    def report_fate(
+        self, device_id: str, dataset_id: str, request_key: str, round_number: int, attempt: int
+    ) -> ReportFate:
+        """What became of the report a device sent under ``request_key`` in a round attempt, as stored."""
+        self._check_dataset(dataset_id)
+        slot = self._store.participation(round_number, attempt, request_key)
+        if slot is None or slot.device_id != device_id:
+            raise NotFound(f"round {round_number}, attempt {attempt} issued this device no such request key")
+
+        def fate(status: str, reason: str) -> ReportFate:
+            return ReportFate(status=status, round=round_number, attempt=attempt, reason=reason)
+
+        record = self._store.round(round_number)
+        job = self._job
+        if slot.status != ParticipationStatus.REPORTED:
+            if record.status == RoundStatus.OPEN and record.attempt == attempt and not self.finished.is_set():
+                return fate("not_received", "no report arrived under this key; send it before the deadline")
+            return fate("not_received", "no report arrived under this key before its attempt closed")
+        if record.status == RoundStatus.COMPLETED:
+            return fate("counted", f"counted in round {round_number}, with {record.reports} reports in all")
+        if record.status == RoundStatus.FAILED:
+            return fate("discarded", f"{_failed_round_reason(record)}; its reports count in no model")
+        if job.status not in (JobStatus.PENDING, JobStatus.RUNNING):
+            return fate(
+                "discarded", f"the job is {job.status} ({job.status_reason}) and the round never closed"
+            )
+        return fate(
+            "pending", f"held for round {round_number}, attempt {record.attempt}, which is still open"
+        )
 
     # -- closing rounds ----------------------------------------------------------------
     def tick(self) -> None:
@@ -274,11 +352,17 @@ class FederatedNode:
         ROUNDS.labels("completed").inc()
         self._model_key = checkpoint
         log.info("round %s closed: %s reports, %s samples", state.number, tally.fedavg.reports, samples)
-        if state.number >= self._server_config.rounds:
-            self._finish(JobStatus.COMPLETED, f"trained for {state.number} rounds", checkpoint, now)
+        self._after_round(state.number, checkpoint, now)
+
+    def _after_round(self, completed: int, checkpoint: str, now: float) -> None:
+        """Once round ``completed`` is recorded completed: drop its updates, then end the job after
+        its last round, or open the next round on ``checkpoint``."""
+        self._discard_updates(completed)
+        if completed >= self._server_config.rounds:
+            self._finish(JobStatus.COMPLETED, f"trained for {completed} rounds", checkpoint, now)
             return
-        self._job = self._store.advance(state.number + 1, checkpoint, now)
-        self._open(state.number + 1, 1)
+        self._job = self._store.advance(completed + 1, checkpoint, now)
+        self._open(completed + 1, now)
 
     def _fail_attempt(self, now: float) -> None:
         state = self._state
@@ -291,11 +375,28 @@ class FederatedNode:
         ROUNDS.labels("failed").inc()
         log.warning("round %s attempt %s failed: %s", state.number, state.attempt, reason)
         if final:
-            reason = f"round {state.number} failed {state.attempt} times: {reason}"
-            self._finish(JobStatus.FAILED, reason, None, now)
+            self._discard_updates(state.number)
+            self._finish(JobStatus.FAILED, _round_failed(state.number, state.attempt, reason), None, now)
             return
-        self._job = self._store.retry(state.attempt + 1, now)
-        self._open(state.number, state.attempt + 1)
+        # The next attempt keeps what this one took: its reports stay folded in the tally, and are
+        # carried into the next attempt's slots before the job moves there, so a restart finds them.
+        retried = state.retried(now)
+        self._store.carry_reports(state.number, state.attempt, retried.attempt)
+        self._job = self._store.retry(retried.attempt, now)
+        self._store.open_round(state.number, retried.attempt, now, retried.deadline)
+        self._state = retried
+
+    def _discard_updates(self, round_number: int) -> None:
+        """Delete a closed round's individual updates, unless the job keeps them for audit; a failure is
+        logged and changes nothing else (the bucket's expiry rule deletes them later)."""
+        if self._server_config.retain_updates:
+            return
+        try:
+            deleted = self._store.delete_updates(round_number)
+        except Exception:
+            log.exception("the updates of round %s were not deleted; the bucket's expiry will", round_number)
+            return
+        log.info("round %s: %s stored updates deleted", round_number, deleted)
 
     def _finish(self, status: JobStatus, reason: str, trained_key: str | None, now: float) -> None:
         self._job = self._store.finish(status, reason, trained_key, now)
@@ -321,6 +422,20 @@ class FederatedNode:
     @property
     def job(self) -> TrainingJobRecord:
         return self._job
+
+
+def _receipt(status: Literal["accepted", "duplicate"], state: RoundState) -> ReportReceipt:
+    return ReportReceipt(status=status, round=state.number, attempt=state.attempt)
+
+
+def _round_failed(round_number: int, attempts: int, reason: str) -> str:
+    return f"round {round_number} failed {attempts} times: {reason}"
+
+
+def _failed_round_reason(record: RoundRecord) -> str:
+    failures = record.failures
+    last = failures[-1].reason if failures else "no reason recorded"
+    return _round_failed(int(record.round_number), len(failures), last)
 
 
 def _new_request_key() -> str:

@@ -20,7 +20,14 @@ from cohort.catalogue import NODE_PORT
 from cohort.domain.records import bind_tables
 from cohort.domain.training import Availability
 from cohort.federated.aws_store import AwsNodeStore
-from cohort.federated.node import CycleAccepted, CycleRejected, DeviceReport, FederatedNode, ReportReceipt
+from cohort.federated.node import (
+    CycleAccepted,
+    CycleRejected,
+    DeviceReport,
+    FederatedNode,
+    ReportFate,
+    ReportReceipt,
+)
 from cohort.federated.node_store import NodeStore
 from cohort.settings import Settings, get_settings
 from cohort.web import http
@@ -97,6 +104,9 @@ def create_node_app(
             }
         },
     )
+    # The route reads its body itself, once the device and its key are known, under the job's model's
+    # own limit; max_update_bytes is only the ceiling for every job.
+    @http.own_body_limit(settings.max_update_bytes)
     async def submit_report(
         request: Request,
         request_key: str,
@@ -105,12 +115,28 @@ def create_node_app(
         loss: Annotated[float, Query(ge=0)],
         accuracy: Annotated[float, Query(ge=0, le=1)],
     ) -> ReportReceipt:
-        """Report a round's update. Idempotent on the request key: a replay is counted once."""
-        body = await request.body()
+        """Report a round's update. Idempotent on the request key: a replay is counted once.
+
+        The token and the request key are checked before a byte of the body is read; a report that
+        is refused, or counted already, is answered without reading it."""
         report = DeviceReport(num_samples=num_samples, loss=loss, accuracy=accuracy)
-        return await run_in_threadpool(
-            node.submit_report, caller.device_id, caller.dataset_id, request_key, report, body
-        )
+        device, dataset = caller.device_id, caller.dataset_id
+        counted = await run_in_threadpool(node.expect_report, device, dataset, request_key)
+        if counted is not None:
+            return counted
+        body = await http.read_body(request, node.max_update_bytes, what="an update for this job's model")
+        return await run_in_threadpool(node.submit_report, device, dataset, request_key, report, body)
+
+    @router.get("/reports/{request_key}", response_model=ReportFate)
+    def report_fate(
+        request_key: str,
+        caller: Device,
+        round_number: Annotated[int, Query(alias="round", ge=1, description="The receipt's round")],
+        attempt: Annotated[int, Query(ge=1, description="The receipt's attempt")],
+    ) -> ReportFate:
+        """What became of a report: pending, counted in its round, discarded (and why), or never
+        received. Only the device the request key was issued to may ask."""
+        return node.report_fate(caller.device_id, caller.dataset_id, request_key, round_number, attempt)
 
     app = FastAPI(
         title="Cohort FL node",
@@ -123,7 +149,7 @@ def create_node_app(
     def healthz() -> Response:
         return Response("ok")
 
-    http.configure(app, "fl-node", max_body_bytes=settings.max_update_bytes)
+    http.configure(app, "fl-node", max_body_bytes=settings.max_request_bytes)
     return app
 
 

@@ -14,6 +14,27 @@ Common rules:
 - **Reads are copies.** Records are the domain's records (:mod:`cohort.domain.records`) as stored
   when read; changing one changes nothing in the store.
 - **One store, one job.** A store is made for one job id, and every method is about that job.
+- **Idempotent where a restart repeats.** A node may die between any two writes; the restart repeats
+  the step it was in, so the writes it may repeat (:meth:`NodeStore.fail_attempt`,
+  :meth:`NodeStore.carry_reports`, :meth:`NodeStore.delete_updates`, :meth:`NodeStore.assign`,
+  :meth:`NodeStore.mark_reported`) change nothing the second time.
+
+Each step between rounds is several writes, never one transaction; the node orders them so that a
+restart reading :meth:`NodeStore.job` and the job's current :meth:`NodeStore.round` knows where it
+stopped (``FederatedNode.start``):
+
+- *Closing a round:* checkpoint, :meth:`~NodeStore.complete_round`, :meth:`~NodeStore.delete_updates`,
+  then :meth:`~NodeStore.advance` (or :meth:`~NodeStore.finish` after the last round), then
+  :meth:`~NodeStore.open_round` of the next. A restart that finds the job's current round
+  ``completed`` goes on from its checkpoint; its result is kept, and none of its reports is taken
+  again. One that finds no record of the current round opens it.
+- *Retrying a round:* :meth:`~NodeStore.fail_attempt`, :meth:`~NodeStore.carry_reports` into the next
+  attempt, :meth:`~NodeStore.retry`, then :meth:`~NodeStore.open_round` of that attempt. A restart
+  that finds the round open at an earlier attempt than the job's opens the job's attempt, whose
+  carried reports are already there; one that finds the failed attempt still current fails it again
+  (its deadline has passed), which repeats the same writes.
+- *Failing the job:* the final :meth:`~NodeStore.fail_attempt`, then :meth:`~NodeStore.finish`. A
+  restart that finds the current round ``failed`` fails the job with the round's reason.
 """
 
 from __future__ import annotations
@@ -28,8 +49,15 @@ from cohort.domain.records import (
     ParticipationRecord,
     RoundRecord,
     TrainingJobRecord,
+    participation_slot,
 )
 from cohort.domain.weights import Tensors, TensorSignature
+
+
+def carried_report(slot: ParticipationRecord, attempt: int) -> ParticipationRecord:
+    """A reported slot as :meth:`NodeStore.carry_reports` copies it into a later attempt of its round."""
+    key = participation_slot(int(slot.round_number), attempt, slot.request_key)
+    return ParticipationRecord(**{**slot.attribute_values, "slot": key, "attempt": attempt})
 
 
 def at_time(epoch_seconds: float) -> datetime:
@@ -42,9 +70,14 @@ def checkpoint_key(job_id: str, round_number: int) -> str:
     return f"jobs/{job_id}/checkpoints/round-{round_number:06d}.safetensors"
 
 
+def round_updates_prefix(job_id: str, round_number: int) -> str:
+    """The key prefix of every update of one round, all its attempts."""
+    return f"jobs/{job_id}/rounds/{round_number:06d}/"
+
+
 def update_key(job_id: str, round_number: int, attempt: int, request_key: str) -> str:
     """Where one device's update is kept, under its round attempt."""
-    return f"jobs/{job_id}/rounds/{round_number:06d}/attempt-{attempt:03d}/{request_key}.safetensors"
+    return f"{round_updates_prefix(job_id, round_number)}attempt-{attempt:03d}/{request_key}.safetensors"
 
 
 class NodeStore(Protocol):
@@ -121,7 +154,8 @@ class NodeStore(Protocol):
     ) -> None:
         """Add a failed attempt to the failures of a round that :meth:`open_round` recorded. When it is
         the ``final`` one, the round is failed and closed, and keeps ``devices``, the number admitted
-        to that attempt."""
+        to that attempt. Conditional: an attempt whose failure is recorded already is not added again
+        (attempts fail in order, so the round then holds ``attempt`` failures or more)."""
         ...
 
     # -- participations and updates ---------------------------------------------------------------
@@ -156,7 +190,24 @@ class NodeStore(Protocol):
         ...
 
     def participations(self, round_number: int, attempt: int) -> Iterable[ParticipationRecord]:
-        """Every slot of one round attempt, assigned or reported: what a restart refolds."""
+        """Every slot of one round attempt, assigned or reported (those carried into it included): what
+        a restart refolds."""
+        ...
+
+    def participation(self, round_number: int, attempt: int, request_key: str) -> ParticipationRecord | None:
+        """One slot of a round attempt, or None if that attempt never issued ``request_key``."""
+        ...
+
+    def carry_reports(self, round_number: int, from_attempt: int, to_attempt: int) -> None:
+        """Copy every reported slot of ``from_attempt`` into ``to_attempt`` of the same round, as reported,
+        with its request key, device, metrics, times and update key: a retried attempt keeps the reports
+        the failed one took. Repeating it is harmless; the slots of ``from_attempt`` stay as they are."""
+        ...
+
+    def delete_updates(self, round_number: int) -> int:
+        """Delete every update stored for a round, of all its attempts, reported or not (every version of
+        it, where the bucket keeps versions); how many objects went. Called only once the round is
+        recorded closed, since a restart never refolds a closed round. Repeating it is harmless."""
         ...
 
     # -- announcements, once the job has ended ------------------------------------------------------

@@ -3,7 +3,8 @@
 A round accepts devices until its cohort is full, then takes their reports. It
 closes when its quorum is met and either the maximum number of reports has
 arrived or the deadline has passed. At the deadline a round short of its quorum
-fails, so no round is ever left waiting for reports that will not come.
+fails, so no round is ever left waiting for reports that will not come; its next
+attempt keeps the reports it took.
 """
 
 from __future__ import annotations
@@ -90,6 +91,15 @@ class RoundState:
 
     def record_report(self, request_key: str) -> None:
         self.reported.add(request_key)
+
+    def retried(self, opened_at: float) -> RoundState:
+        """The next attempt of this round, open from ``opened_at`` for a full deadline.
+
+        The reports this attempt took stay counted, and their devices keep their slots (so they are
+        not asked again); the slots that did not report are released for other devices.
+        """
+        kept = {device: key for device, key in self.assignments.items() if key in self.reported}
+        return RoundState(self.number, self.attempt + 1, self.policy, opened_at, kept, set(self.reported))
 
     def outcome(self, now: float) -> Outcome:
         reports = len(self.reported)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 
-from cohort.catalogue import Table
+from cdk_stacks.constructs.fl_nodes import JOBS_PREFIX
+from cohort.catalogue import Bucket, Table
+from cohort.federated.node_store import update_key
 
 from .helpers import Statement, Synth, Target, render
 
@@ -192,3 +194,24 @@ def test_only_the_orchestrator_reads_and_writes_device_identities(dev: Synth) ->
             assert any(orchestrator in s.roles and s.allows(action) for s in statements), (table, action)
         # And no other role may touch them: FL nodes trust the token, not the key
         assert all(s.roles == {orchestrator} for s in statements), table
+
+
+def test_only_the_fl_nodes_delete_device_updates_every_version_and_only_under_jobs(dev: Synth) -> None:
+    # Given the statements that allow deleting an object version, and those that list versions
+    deleting, listing = _allowing(dev, "s3:DeleteObjectVersion"), _allowing(dev, "s3:ListBucketVersions")
+    node_task_roles = {
+        dev.role_of(target.stack, properties["TaskRoleArn"])
+        for target, properties in dev.fl_node_task_definitions()
+    }
+    updates = f"arn:${{AWS::Partition}}:s3:::{dev.catalogue.bucket(Bucket.UPDATES)}"
+
+    # Then only the FL nodes' task roles hold them
+    assert {role for s in deleting + listing for role in s.roles} == node_task_roles
+    # And only on the updates bucket, under the prefix of every key a node writes there
+    assert update_key("job", 1, 1, "key").startswith(JOBS_PREFIX)
+    for statement in deleting:
+        assert set(statement.actions) == {"s3:DeleteObject", "s3:DeleteObjectVersion"}
+        assert [render(r) for r in statement.resources] == [f"{updates}/{JOBS_PREFIX}*"]
+    for statement in listing:
+        assert [render(r) for r in statement.resources] == [updates]
+        assert statement.body["Condition"] == {"StringLike": {"s3:prefix": f"{JOBS_PREFIX}*"}}

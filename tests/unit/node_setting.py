@@ -88,3 +88,29 @@ def memory_store(**server_config: object) -> MemoryNodeStore:
 def delta(value: float) -> Tensors:
     """An update that moves every weight by ``value``."""
     return {name: torch.full(shape, value) for name, shape in SIGNATURE.shapes.items()}
+
+
+class NodeKilled(Exception):
+    """Stands for the node process dying at a given store call."""
+
+
+class Mortal:
+    """A node store through which the node can be killed: once :meth:`die_at` names a method, calling
+    it raises :class:`NodeKilled` and writes nothing, as if the node had died just before it. A new
+    node started over :attr:`store` then finds what a restart would."""
+
+    def __init__(self, store: object) -> None:
+        self.store = store
+        self._fatal: str | None = None
+
+    def die_at(self, method: str) -> None:
+        self._fatal = method
+
+    def __getattr__(self, name: str) -> object:
+        if name == self._fatal:
+
+            def killed(*args: object, **kwargs: object) -> None:
+                raise NodeKilled(f"the node died before {name}")
+
+            return killed
+        return getattr(self.store, name)

@@ -25,6 +25,8 @@ from .node_setting import (
     START,
     TINY_MLP,
     FakeClock,
+    Mortal,
+    NodeKilled,
     delta,
     initial_weights,
     memory_store,
@@ -340,11 +342,11 @@ def test_a_round_closes_early_once_max_reports_have_arrived() -> None:
     assert (round_one.status, round_one.reports, round_one.closed_at) == ("completed", 2, at_time(START + 5))
 
 
-def test_a_deadline_without_quorum_fails_the_attempt_and_retries_with_a_fresh_cohort() -> None:
-    # Given a round that needs two reports and has one
-    harness = Harness(min_reports=2, max_reports=2, max_round_attempts=3)
-    old_key = harness.admit("phone-1")
-    harness.report("phone-1", old_key)
+def test_a_deadline_without_quorum_fails_the_attempt_and_retries_keeping_its_reports() -> None:
+    # Given a round that needs two reports, has one (+1 on 30 samples), and a device that never reported
+    harness = Harness(rounds=2, min_reports=2, max_reports=2, max_round_attempts=3)
+    reported, silent = harness.admit("phone-1"), harness.admit("phone-2")
+    assert harness.report("phone-1", reported, encode(delta(1.0)), num_samples=30) == "accepted"
 
     # When its deadline passes
     harness.clock.advance(DEADLINE_SECONDS)
@@ -358,11 +360,25 @@ def test_a_deadline_without_quorum_fails_the_attempt_and_retries_with_a_fresh_co
     assert failure.reason == "quorum not met by the deadline: 1 of 2 reports needed"
     assert round_one.opened_at == at_time(START + DEADLINE_SECONDS)
     assert (job.status, job.round_attempt) == (JobStatus.RUNNING, 2)
-    # And the earlier slot is gone: the device asks again and gets a new one
+    # And the accepted report is kept: its device is not asked again, and a replay is a duplicate
+    again = harness.cycle("phone-1")
+    assert isinstance(again, CycleRejected)
+    assert "reported for this round already" in again.reason
+    assert harness.report("phone-1", reported, encode(delta(1.0)), num_samples=30) == "duplicate"
+    assert harness.slots(1, 2) == {"phone-1": ParticipationStatus.REPORTED}
+    # And the silent device's slot is released: its old key is unknown, and it gets a new one
     with pytest.raises(NotFound):
-        harness.report("phone-1", old_key)
-    assert harness.admit("phone-1") != old_key
-    assert set(harness.slots(1, 2)) == {"phone-1"}
+        harness.report("phone-2", silent)
+    fresh = harness.admit("phone-2")
+    assert fresh != silent
+
+    # When that device reports in attempt 2 (0 on 10 samples)
+    assert harness.report("phone-2", fresh, ZERO, num_samples=10) == "accepted"
+
+    # Then the round completes with both reports, each counted once: every weight moves by 0.75
+    round_one = harness.store.round(1)
+    assert (round_one.status, round_one.reports, round_one.samples) == (RoundStatus.COMPLETED, 2, 40)
+    _moved_by(harness.weights(round_one.checkpoint_key), 0.75)
 
 
 def test_the_last_attempt_failing_fails_the_job_with_a_reason() -> None:
@@ -472,6 +488,219 @@ def test_a_node_started_for_an_ended_job_runs_no_round() -> None:
     assert again.node.finished.is_set()
     assert again.cycle("phone-2").status == "finished"
     assert again.store.round(2) is None
+
+
+# -- killed between two writes -------------------------------------------------------------------------
+
+
+def _reporting_round(store, *, clock: FakeClock | None = None) -> tuple[Harness, dict[str, str]]:
+    """A node over ``store`` whose round 1 has taken two reports: +1 on 30 samples and 0 on 10."""
+    harness = Harness(store, clock)
+    keys = {device: harness.admit(device) for device in ("phone-1", "phone-2")}
+    harness.report("phone-1", keys["phone-1"], encode(delta(1.0)), num_samples=30)
+    return harness, keys
+
+
+def test_a_node_killed_between_completing_a_round_and_opening_the_next_keeps_the_rounds_result() -> None:
+    # Given a node that dies once round 1 is recorded completed, before the job advances to round 2
+    store = memory_store(rounds=2, min_reports=2, max_reports=2, round_deadline_seconds=DEADLINE_SECONDS)
+    first_life, keys = _reporting_round(mortal := Mortal(store))
+    mortal.die_at("advance")
+    with pytest.raises(NodeKilled):
+        first_life.report("phone-2", keys["phone-2"], ZERO, num_samples=10)
+    assert (store.round(1).status, store.job().current_round) == (RoundStatus.COMPLETED, 1)
+
+    # When a new node starts over the same store
+    second_life = Harness(store, first_life.clock)
+
+    # Then round 1 keeps its result, and round 2 trains its checkpoint
+    round_one, job = store.round(1), store.job()
+    assert (round_one.status, round_one.reports, round_one.samples) == (RoundStatus.COMPLETED, 2, 40)
+    assert (job.current_round, job.round_attempt, job.global_weights_key) == (2, 1, checkpoint_key(JOB_ID, 1))
+    assert store.round(2).status == RoundStatus.OPEN
+    answer = second_life.cycle("phone-3")
+    assert (answer.round, answer.model_url) == (2, store.model_url(checkpoint_key(JOB_ID, 1)))
+    # And the reports of round 1 are not taken again
+    with pytest.raises(NotFound):
+        second_life.report("phone-2", keys["phone-2"])
+
+
+def test_a_node_killed_after_its_last_round_completed_completes_the_job() -> None:
+    store = memory_store(rounds=1, min_reports=2, max_reports=2, round_deadline_seconds=DEADLINE_SECONDS)
+    first_life, keys = _reporting_round(mortal := Mortal(store))
+    mortal.die_at("finish")
+    with pytest.raises(NodeKilled):
+        first_life.report("phone-2", keys["phone-2"], ZERO, num_samples=10)
+
+    second_life = Harness(store, first_life.clock)
+
+    job = store.job()
+    assert (job.status, job.trained_weights_key) == (JobStatus.COMPLETED, checkpoint_key(JOB_ID, 1))
+    assert second_life.node.finished.is_set()
+    assert store.round(2) is None
+
+
+@pytest.mark.parametrize("killed_at", ["carry_reports", "retry", "open_round"])
+def test_a_node_killed_while_retrying_a_round_resumes_the_retry_with_its_reports(killed_at: str) -> None:
+    # Given a node that dies while moving round 1 from its failed attempt 1 to attempt 2
+    store = memory_store(rounds=1, min_reports=2, max_reports=2, round_deadline_seconds=DEADLINE_SECONDS)
+    first_life, _ = _reporting_round(mortal := Mortal(store))
+    mortal.die_at(killed_at)
+    first_life.clock.advance(DEADLINE_SECONDS)
+    with pytest.raises(NodeKilled):
+        first_life.node.tick()
+
+    # When a new node starts over the same store
+    second_life = Harness(store, first_life.clock)
+
+    # Then attempt 2 is open, its failure recorded once, and the accepted report is carried into it
+    round_one = store.round(1)
+    assert (round_one.status, round_one.attempt, store.job().round_attempt) == (RoundStatus.OPEN, 2, 2)
+    assert [failure.attempt for failure in round_one.failures] == [1]
+    assert second_life.slots(1, 2) == {"phone-1": ParticipationStatus.REPORTED}
+    # And one more report completes the round with both, each counted once
+    second_life.report("phone-3", second_life.admit("phone-3"), ZERO, num_samples=10)
+    round_one = store.round(1)
+    assert (round_one.status, round_one.reports, round_one.samples) == (RoundStatus.COMPLETED, 2, 40)
+    _moved_by(second_life.weights(round_one.checkpoint_key), 0.75)
+
+
+def test_a_node_killed_after_the_final_attempt_failed_fails_the_job() -> None:
+    store = memory_store(min_reports=2, max_reports=2, max_round_attempts=1)
+    first_life, _ = _reporting_round(mortal := Mortal(store))
+    mortal.die_at("finish")
+    first_life.clock.advance(DEADLINE_SECONDS)
+    with pytest.raises(NodeKilled):
+        first_life.node.tick()
+
+    second_life = Harness(store, first_life.clock)
+
+    job = store.job()
+    assert (job.status, store.round(1).status) == (JobStatus.FAILED, RoundStatus.FAILED)
+    assert job.status_reason == (
+        "round 1 failed 1 times: quorum not met by the deadline: 1 of 2 reports needed"
+    )
+    assert second_life.node.finished.is_set()
+
+
+def test_a_restarted_node_fails_an_attempt_whose_deadline_passed_while_it_was_down() -> None:
+    first_life, _ = _reporting_round(memory_store(min_reports=2, max_reports=2, max_round_attempts=2))
+    first_life.clock.advance(DEADLINE_SECONDS + 5)
+
+    Harness(first_life.store, first_life.clock)
+
+    round_one = first_life.store.round(1)
+    assert (round_one.attempt, [f.attempt for f in round_one.failures]) == (2, [1])
+    assert round_one.opened_at == at_time(START + DEADLINE_SECONDS + 5)
+
+
+# -- what became of a report ---------------------------------------------------------------------------
+
+
+def _fate(harness: Harness, device_id: str, key: str, round_number: int = 1, attempt: int = 1) -> tuple:
+    fate = harness.node.report_fate(device_id, DATASET_ID, key, round_number, attempt)
+    return fate.status, fate.reason
+
+
+def test_a_device_learns_its_report_is_pending_then_counted() -> None:
+    # Given a report accepted in attempt 1 of a round that then misses its quorum
+    harness = Harness(rounds=2, min_reports=2, max_reports=2)
+    early, never = harness.admit("early"), harness.admit("never")
+    harness.report("early", early)
+    assert _fate(harness, "early", early)[0] == "pending"
+    assert _fate(harness, "never", never) == (
+        "not_received",
+        "no report arrived under this key; send it before the deadline",
+    )
+    harness.clock.advance(DEADLINE_SECONDS)
+    harness.node.tick()
+
+    # When the retried attempt completes the round
+    assert _fate(harness, "early", early) == ("pending", "held for round 1, attempt 2, which is still open")
+    harness.report("late", harness.admit("late"))
+
+    # Then the early report was counted in round 1; the silent device's key took no report
+    assert _fate(harness, "early", early) == ("counted", "counted in round 1, with 2 reports in all")
+    assert _fate(harness, "never", never)[0] == "not_received"
+
+
+def test_a_device_learns_its_report_was_discarded_when_the_round_failed_for_good() -> None:
+    harness = Harness(min_reports=2, max_reports=2, max_round_attempts=2)
+    key = harness.admit("phone-1")
+    harness.report("phone-1", key)
+    for _ in range(2):
+        harness.clock.advance(DEADLINE_SECONDS)
+        harness.node.tick()
+
+    status, reason = _fate(harness, "phone-1", key)
+
+    assert status == "discarded"
+    assert reason == (
+        "round 1 failed 2 times: quorum not met by the deadline: 1 of 2 reports needed; "
+        "its reports count in no model"
+    )
+
+
+def test_only_the_device_a_key_was_issued_to_learns_its_fate() -> None:
+    harness = Harness(min_reports=2, max_reports=2)
+    key = harness.admit("phone-1")
+    harness.report("phone-1", key)
+
+    with pytest.raises(NotFound):
+        harness.node.report_fate("thief", DATASET_ID, key, 1, 1)
+    with pytest.raises(NotFound):
+        harness.node.report_fate("phone-1", DATASET_ID, key, 1, 2)
+    with pytest.raises(Forbidden):
+        harness.node.report_fate("phone-1", "another-app", key, 1, 1)
+
+
+# -- device updates once their round is checkpointed ---------------------------------------------------
+
+
+def test_a_rounds_updates_are_deleted_once_its_checkpoint_is_written() -> None:
+    # Given a round whose first attempt took one report and failed, and whose second completes it
+    harness = Harness(rounds=2, min_reports=2, max_reports=2)
+    harness.report("phone-1", harness.admit("phone-1"))
+    harness.clock.advance(DEADLINE_SECONDS)
+    harness.node.tick()
+    harness.report("phone-2", harness.admit("phone-2"))
+    assert harness.store.round(1).status == RoundStatus.COMPLETED
+
+    # When a device reports in round 2, which is still open
+    key = harness.admit("phone-3")
+    harness.report("phone-3", key)
+
+    # Then no update of round 1 is kept, of either attempt; round 2's is, until its round closes
+    assert harness.store.update_keys() == [update_key(JOB_ID, 2, 1, key)]
+    assert harness.weights(checkpoint_key(JOB_ID, 1))  # the checkpoint stays
+
+
+def test_a_job_that_asks_for_audit_retention_keeps_every_update() -> None:
+    harness = Harness(rounds=1, min_reports=1, max_reports=1, retain_updates=True)
+    key = harness.admit("phone-1")
+
+    harness.report("phone-1", key)
+
+    assert harness.store.job().status == JobStatus.COMPLETED
+    assert harness.store.update_keys() == [update_key(JOB_ID, 1, 1, key)]
+
+
+def test_failing_to_delete_updates_is_logged_and_the_round_stands(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    harness = Harness(rounds=2, min_reports=1, max_reports=1)
+
+    def unavailable(round_number: int) -> int:
+        raise RuntimeError("S3 unavailable")
+
+    monkeypatch.setattr(harness.store, "delete_updates", unavailable)
+
+    harness.report("phone-1", harness.admit("phone-1"))
+
+    assert "the updates of round 1 were not deleted" in caplog.text
+    assert harness.store.round(1).status == RoundStatus.COMPLETED
+    assert harness.store.job().current_round == 2
+    assert len(harness.store.update_keys()) == 1  # the bucket's expiry rule is the backstop
 
 
 # -- announcing the end ------------------------------------------------------------------------------

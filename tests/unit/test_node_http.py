@@ -36,6 +36,13 @@ OTHER_KEY = "another key, also 32 bytes long!!"
 AVAILABLE = {"availability": {"battery": 0.9, "charging": True, "network": "wifi"}}
 GOOD_REPORT = {"num_samples": 10, "loss": 0.5, "accuracy": 0.5}
 ZERO = encode(delta(0.0))
+MODEL_LIMIT = f"an update for this job's model is at most {SIGNATURE.max_file_bytes:,} bytes"
+
+
+def _chunks(size: int, chunk: int = 16 * 1024) -> Iterator[bytes]:
+    """A body of ``size`` zero bytes, sent chunked: the server learns its length only by reading it."""
+    for start in range(0, size, chunk):
+        yield b"\0" * min(chunk, size - start)
 
 
 def _token(device_id: str, dataset_id: str = DATASET_ID) -> str:
@@ -102,8 +109,8 @@ def test_a_device_is_admitted_reports_and_a_replay_is_a_duplicate(node: Node) ->
     first = node.report("phone-1", slot["request_key"])
     replay = node.report("phone-1", slot["request_key"])
 
-    assert (first.status_code, first.json()) == (202, {"status": "accepted", "round": 1})
-    assert (replay.status_code, replay.json()) == (202, {"status": "duplicate", "round": 1})
+    assert (first.status_code, first.json()) == (202, {"status": "accepted", "round": 1, "attempt": 1})
+    assert (replay.status_code, replay.json()) == (202, {"status": "duplicate", "round": 1, "attempt": 1})
     assert node.slots() == {"phone-1": ParticipationStatus.REPORTED}
 
 
@@ -133,8 +140,9 @@ def test_the_cohort_is_capped_and_later_devices_are_told_when_to_retry(node: Nod
         (lambda: ZERO[:-10], 422, "truncated"),
         (lambda: b"not a safetensors file", 422, "safetensors"),
         (lambda: encode({"0.weight": torch.zeros(3, 4)}), 422, "missing"),
-        (lambda: b"\0" * (MAX_UPDATE_BYTES // 2), 413, "a file for this model is at most"),
-        (lambda: b"\0" * (MAX_UPDATE_BYTES + 1), 413, f"the limit is {MAX_UPDATE_BYTES:,} bytes"),
+        (lambda: b"\0" * (SIGNATURE.max_file_bytes + 1), 413, MODEL_LIMIT),
+        (lambda: _chunks(SIGNATURE.max_file_bytes + 1), 413, MODEL_LIMIT),
+        (lambda: b"\0" * (MAX_UPDATE_BYTES + 1), 413, MODEL_LIMIT),
     ],
     ids=[
         "nan",
@@ -144,7 +152,8 @@ def test_the_cohort_is_capped_and_later_devices_are_told_when_to_retry(node: Nod
         "garbage",
         "missing-tensors",
         "larger-than-the-model",
-        "over-the-body-limit",
+        "larger-than-the-model-chunked",
+        "over-every-jobs-ceiling",
     ],
 )
 def test_a_bad_update_is_refused_and_changes_nothing(node: Node, payload, status: int, message: str) -> None:
@@ -287,3 +296,116 @@ def test_a_report_on_a_key_that_is_not_the_devices_is_refused(
 
     assert response.status_code == status, response.text
     node.assert_unchanged({"phone-1": key})
+
+
+# -- authenticated before read -------------------------------------------------------------------------
+
+
+class CountedBody:
+    """An upload sent in chunks, counting how many bytes the server pulled from it."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.pulled = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in _chunks(self.size):
+            self.pulled += len(chunk)
+            yield chunk
+
+
+UPLOAD_BYTES = 4 * 1024 * 1024
+
+
+def _upload(node: Node, device_id: str, request_key: str, body: CountedBody, **request) -> httpx.Response:
+    headers = request.pop("headers", {"Authorization": f"Bearer {_token(device_id)}"})
+    return node.client.put(
+        f"/jobs/{JOB_ID}/reports/{request_key}",
+        params=request.pop("params", GOOD_REPORT),
+        content=body,
+        headers=headers,
+    )
+
+
+@pytest.mark.parametrize(
+    ("sender", "key", "request_", "status"),
+    [
+        ("phone-1", None, {"headers": {}}, 401),
+        ("phone-1", None, {"headers": {"Authorization": "Bearer not-a-token"}}, 401),
+        ("phone-1", "made-up-key", {}, 404),
+        ("phone-2", None, {}, 403),
+        ("phone-1", None, {"headers": {"Authorization": f"Bearer {_token('phone-1', 'another-app')}"}}, 403),
+        ("phone-1", None, {"params": {**GOOD_REPORT, "num_samples": 0}}, 422),
+    ],
+    ids=["no-token", "bad-token", "unknown-key", "another-devices-key", "another-app", "bad-query"],
+)
+def test_a_refused_upload_is_answered_before_a_byte_of_it_is_read(
+    node: Node, sender: str, key: str | None, request_: dict, status: int
+) -> None:
+    # Given a device with a slot, and a large upload that counts what the server pulls from it
+    own_key = node.admit("phone-1")
+    body = CountedBody(UPLOAD_BYTES)
+
+    # When someone uploads it without the right token or key
+    response = _upload(node, sender, key or own_key, body, **request_)
+
+    # Then the refusal comes without the body being read, and the connection is closed
+    assert response.status_code == status, response.text
+    assert body.pulled == 0
+    assert response.headers["connection"] == "close"
+    node.assert_unchanged({"phone-1": own_key})
+
+
+def test_a_replayed_report_is_answered_duplicate_without_reading_its_body(node: Node) -> None:
+    key = node.admit("phone-1")
+    assert node.report("phone-1", key).json()["status"] == "accepted"
+    body = CountedBody(UPLOAD_BYTES)
+
+    replay = _upload(node, "phone-1", key, body)
+
+    assert (replay.status_code, replay.json()["status"], body.pulled) == (202, "duplicate", 0)
+
+
+def test_an_upload_with_the_right_token_and_key_is_read(node: Node) -> None:
+    # The counterpart of the refusals above: the same upload, by its device, is read (and refused for
+    # its size only then)
+    key = node.admit("phone-1")
+    body = CountedBody(UPLOAD_BYTES)
+
+    response = _upload(node, "phone-1", key, body)
+
+    assert response.status_code == 413
+    assert body.pulled > 0
+
+
+def test_a_json_body_over_the_request_limit_gets_413(node: Node) -> None:
+    padded = {"availability": {"battery": 0.9, "charging": True, "network": "wifi"}, "pad": "x" * (1 << 20)}
+
+    response = node.cycle("phone-1", json=padded)
+
+    assert response.status_code == 413
+    assert f"the limit is {SETTINGS.max_request_bytes:,} bytes" in response.json()["detail"]
+    node.assert_unchanged({})
+
+
+# -- what became of a report ---------------------------------------------------------------------------
+
+
+def test_a_device_looks_up_its_reports_fate_by_its_receipt(node: Node) -> None:
+    key = node.admit("phone-1")
+    receipt = node.report("phone-1", key).json()
+    fate_of = f"/jobs/{JOB_ID}/reports/{key}"
+    where = {"round": receipt["round"], "attempt": receipt["attempt"]}
+
+    mine = node.client.get(fate_of, params=where, headers={"Authorization": f"Bearer {_token('phone-1')}"})
+    theirs = node.client.get(fate_of, params=where, headers={"Authorization": f"Bearer {_token('phone-2')}"})
+    anonymous = node.client.get(fate_of, params=where)
+
+    assert mine.status_code == 200, mine.text
+    assert mine.json() == {
+        "status": "pending",
+        "round": 1,
+        "attempt": 1,
+        "reason": "held for round 1, attempt 1, which is still open",
+    }
+    assert (theirs.status_code, anonymous.status_code) == (404, 401)

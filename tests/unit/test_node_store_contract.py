@@ -27,15 +27,27 @@ from cohort.domain.records import (
 from cohort.domain.weights import encode
 from cohort.federated.aws_store import AwsNodeStore
 from cohort.federated.memory_store import MemoryNodeStore
-from cohort.federated.node_store import NodeStore, at_time, checkpoint_key, update_key
+from cohort.federated.node import DeviceReport, FederatedNode
+from cohort.federated.node_store import (
+    NodeStore,
+    at_time,
+    checkpoint_key,
+    round_updates_prefix,
+    update_key,
+)
 from cohort.settings import get_settings
 from tests.integration.in_process_aws import clear_aws_environment
 
 from .node_setting import (
+    AVAILABLE,
+    DATASET_ID,
     INITIAL_WEIGHTS_KEY,
     MODEL_ID,
     SIGNATURE,
     START,
+    FakeClock,
+    Mortal,
+    NodeKilled,
     delta,
     initial_weights,
     job_record,
@@ -44,6 +56,7 @@ from .node_setting import (
 
 NODE_RECORDS = (TrainingJobRecord, ModelRecord, RoundRecord, ParticipationRecord)
 LATER = START + 30
+ZERO = encode(delta(0.0))
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +70,11 @@ def _moto() -> Iterator[None]:
                 record.create_table(wait=True)
             for bucket in (Bucket.MODELS, Bucket.UPDATES):
                 aws.client("s3").create_bucket(Bucket=settings.catalogue.bucket(bucket))
+            # As deployed (cdk_stacks/constructs/buckets.py): a delete must remove every version.
+            updates = settings.catalogue.bucket(Bucket.UPDATES)
+            aws.client("s3").put_bucket_versioning(
+                Bucket=updates, VersioningConfiguration={"Status": "Enabled"}
+            )
             yield
     # Give the session's local platform, if one runs, its environment and tables back.
     aws.reset_clients()
@@ -159,6 +177,21 @@ def test_a_round_is_opened_failed_reopened_and_completed(store: NodeStore) -> No
     assert len(done.failures) == 1
 
 
+def test_an_attempts_failure_is_recorded_once(store: NodeStore) -> None:
+    store.open_round(1, 1, START, LATER)
+    store.fail_attempt(1, 1, "quorum not met", failed_at=LATER, devices=2, final=False)
+
+    store.fail_attempt(1, 1, "quorum not met", failed_at=LATER + 9, devices=2, final=False)
+    store.open_round(1, 2, LATER, LATER + 30)
+    store.fail_attempt(1, 2, "quorum not met again", failed_at=LATER + 30, devices=1, final=True)
+    store.fail_attempt(1, 2, "quorum not met again", failed_at=LATER + 39, devices=1, final=True)
+
+    failed = store.round(1)
+    recorded = [(f.attempt, f.failed_at) for f in failed.failures]
+    assert recorded == [(1, at_time(LATER)), (2, at_time(LATER + 30))]
+    assert (failed.status, failed.closed_at) == (RoundStatus.FAILED, at_time(LATER + 30))
+
+
 def test_the_final_failed_attempt_closes_the_round_with_its_cohort(store: NodeStore) -> None:
     store.open_round(1, 1, START, LATER)
 
@@ -213,6 +246,41 @@ def test_participations_are_those_of_one_round_attempt(store: NodeStore) -> None
     assert list(store.participations(3, 1)) == []
 
 
+def test_a_slot_is_read_by_its_round_attempt_and_key(store: NodeStore) -> None:
+    store.assign(1, 2, "phone-1", "key-1", START)
+
+    slot = store.participation(1, 2, "key-1")
+
+    assert (slot.device_id, slot.round_number, slot.attempt) == ("phone-1", 1, 2)
+    assert store.participation(1, 1, "key-1") is None
+    assert store.participation(1, 2, "key-2") is None
+
+
+def test_carrying_reports_copies_the_reported_slots_into_the_next_attempt(store: NodeStore) -> None:
+    # Given an attempt with two reported slots and a silent one
+    for device, key in (("phone-1", "key-1"), ("phone-2", "key-2"), ("phone-3", "key-3")):
+        store.assign(1, 1, device, key, START)
+    for key, samples in (("key-1", 30), ("key-2", 10)):
+        store.mark_reported(1, 1, key, num_samples=samples, loss=0.5, accuracy=0.75, key=f"u-{key}", at=LATER)
+
+    # When its reports are carried into attempt 2, twice
+    store.carry_reports(1, 1, 2)
+    store.carry_reports(1, 1, 2)
+
+    # Then attempt 2 holds the two reports as they were, once each, and attempt 1 is unchanged
+    carried = {slot.request_key: slot for slot in store.participations(1, 2)}
+    assert sorted(carried) == ["key-1", "key-2"]
+    for key, samples in (("key-1", 30), ("key-2", 10)):
+        slot = carried[key]
+        assert (slot.status, slot.attempt, slot.num_samples) == ("reported", 2, samples)
+        assert slot.update_key == f"u-{key}"
+        assert (slot.assigned_at, slot.reported_at) == (at_time(START), at_time(LATER))
+    assert len(list(store.participations(1, 1))) == 3
+    # And a carried report cannot be marked again
+    again = store.mark_reported(1, 2, "key-1", num_samples=1, loss=0.0, accuracy=0.0, key="u", at=LATER)
+    assert again is False
+
+
 # -- blobs -----------------------------------------------------------------------------------------------
 
 
@@ -234,8 +302,73 @@ def test_a_checkpoint_reads_back_and_has_a_model_url(store: NodeStore) -> None:
     assert key in store.model_url(key)
 
 
+def test_deleting_a_rounds_updates_leaves_nothing_of_them_and_nothing_else_goes(store: NodeStore) -> None:
+    # Given updates of round 1 in two attempts (one sent twice), and one of round 2
+    gone = [store.store_update(1, 1, "key-a", encode(delta(1.0))), store.store_update(1, 2, "key-b", b"x")]
+    store.store_update(1, 2, "key-b", encode(delta(2.0)))
+    kept = store.store_update(2, 1, "key-c", encode(delta(3.0)))
+
+    # When round 1's updates are deleted, twice
+    first, again = store.delete_updates(1), store.delete_updates(1)
+
+    # Then none of them can be read, round 2's can, and the repeat found nothing left
+    assert first >= len(gone)
+    assert again == 0
+    for key in gone:
+        with pytest.raises(NotFound):
+            store.read_update(key, SIGNATURE)
+    assert all(t.eq(3.0).all() for t in store.read_update(kept, SIGNATURE).values())
+    assert store.delete_updates(3) == 0
+    if isinstance(store, AwsNodeStore):  # not hidden behind a delete marker: no version is left
+        listing = aws.client("s3").list_object_versions(
+            Bucket=storage.bucket_name(Bucket.UPDATES), Prefix=round_updates_prefix(_job_id(store), 1)
+        )
+        assert listing.get("Versions", []) == listing.get("DeleteMarkers", []) == []
+
+
 def test_reading_a_blob_that_is_not_there_is_not_found(store: NodeStore) -> None:
     with pytest.raises(NotFound):
         store.read_update(update_key(_job_id(store), 1, 1, "never-sent"), SIGNATURE)
     with pytest.raises(NotFound):
         store.read_weights(checkpoint_key(_job_id(store), 1), SIGNATURE)
+
+
+# -- a node killed between two writes, over either store ---------------------------------------------------
+
+
+def test_a_node_killed_between_completing_a_round_and_advancing_keeps_the_rounds_result(
+    store: NodeStore,
+) -> None:
+    # Given a job of two rounds, each closed by one report, and a node that dies once round 1 is
+    # recorded completed, before the job advances
+    clock, store = FakeClock(), _with_config(store, rounds=2, min_reports=1, max_reports=1)
+    mortal = Mortal(store)
+    node = FederatedNode(mortal, clock)
+    node.start()
+    answer = node.request_cycle("phone-1", DATASET_ID, AVAILABLE)
+    mortal.die_at("advance")
+    with pytest.raises(NodeKilled):
+        node.submit_report("phone-1", DATASET_ID, answer.request_key, DeviceReport(30, 0.5, 0.5), ZERO)
+
+    # When a new node starts over the same store
+    clock.advance(5)
+    FederatedNode(store, clock).start()
+
+    # Then round 1 keeps its result and its checkpoint, and round 2 is open on that checkpoint
+    round_one, job = store.round(1), store.job()
+    assert (round_one.status, round_one.reports, round_one.samples) == (RoundStatus.COMPLETED, 1, 30)
+    assert round_one.checkpoint_key == checkpoint_key(job.job_id, 1)
+    assert (job.current_round, job.global_weights_key) == (2, round_one.checkpoint_key)
+    assert store.round(2).status == RoundStatus.OPEN
+
+
+def _with_config(store: NodeStore, **server_config: object) -> NodeStore:
+    """The store, its job's server config set (the job record is written as the orchestrator would)."""
+    if isinstance(store, MemoryNodeStore):
+        job = store.job()
+        job.server_config = server_config
+        return MemoryNodeStore(job, model_record(), {INITIAL_WEIGHTS_KEY: encode(initial_weights())})
+    job = store.job()
+    job.server_config = server_config
+    job.save()
+    return store

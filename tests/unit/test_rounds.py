@@ -273,3 +273,33 @@ def test_a_consistent_policy_is_accepted(min_reports: int, max_reports: int, coh
 def test_a_nan_deadline_is_refused() -> None:
     with pytest.raises(ValueError, match="deadline_seconds"):
         RoundPolicy(1, 1, 1, math.nan)
+
+
+# -- retrying ------------------------------------------------------------------------------------------
+
+
+def test_a_retried_attempt_keeps_the_reports_and_releases_the_silent_slots() -> None:
+    # Given an attempt that admitted three devices, of which one reported
+    state, keys = _round(min_reports=2, max_reports=3, cohort_size=3), _keys()
+    for device in ("reported", "silent-1", "silent-2"):
+        _admit(state, device, keys=keys)
+    _report(state, "reported")
+
+    # When the next attempt opens at the deadline
+    retried = state.retried(DEADLINE)
+
+    # Then it is the same round's next attempt, with a full deadline of its own
+    assert (retried.number, retried.attempt, retried.deadline) == (1, 2, DEADLINE + DEADLINE_SECONDS)
+    # And the report still counts and its device is not asked again
+    assert retried.reported == state.reported
+    assert retried.check_report("reported", state.assignments["reported"], DEADLINE + 1) is False
+    _assert_rejected(retried.assign("reported", DEADLINE + 1, keys), "reported for this round already")
+    # And the silent devices' slots are free: their old keys are unknown, and two new devices fit
+    with pytest.raises(NotFound):
+        retried.check_report("silent-1", state.assignments["silent-1"], DEADLINE + 1)
+    _admit(retried, "newcomer-1", DEADLINE + 1, keys)
+    _admit(retried, "newcomer-2", DEADLINE + 1, keys)
+    _assert_rejected(retried.assign("newcomer-3", DEADLINE + 1, keys), "cohort is full")
+    # And one more report meets the quorum
+    _report(retried, "newcomer-1", DEADLINE + 2)
+    assert retried.outcome(DEADLINE + DEADLINE_SECONDS) is Outcome.AGGREGATE

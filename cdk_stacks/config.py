@@ -49,6 +49,9 @@ class StageConfig(BaseModel):
     api_burst_limit: int = Field(ge=1)
     api_daily_quota: int = Field(ge=1)
     updates_expiry_days: int = Field(ge=1, le=365)
+    # Quotas per scientist, which the orchestrator enforces (cohort/services/quotas.py).
+    max_active_jobs_per_scientist: int = Field(ge=1, le=1000)
+    max_queued_evaluations_per_scientist: int = Field(ge=1, le=1000)
 
     sender_email: str = Field(pattern=_EMAIL)  # the SES identity notifications are sent from
     alarm_email: str | None = Field(None, pattern=_EMAIL)

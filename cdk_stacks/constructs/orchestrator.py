@@ -83,6 +83,10 @@ class OrchestratorService(Capability):
                 "COHORT_ECS_NODE_TASK_DEFINITION": self._fl_nodes.cpu.task_definition_arn,
                 "COHORT_ECS_LISTENER_ARN": self._entry.listener.listener_arn,
                 "COHORT_ECS_VPC_ID": platform.network.vpc.vpc_id,
+                "COHORT_MAX_ACTIVE_JOBS_PER_SCIENTIST": str(platform.config.max_active_jobs_per_scientist),
+                "COHORT_MAX_QUEUED_EVALUATIONS_PER_SCIENTIST": str(
+                    platform.config.max_queued_evaluations_per_scientist
+                ),
             },
             secrets=platform.device_token_secrets,
             logging=platform.log_driver(self, "orchestrator"),

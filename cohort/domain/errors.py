@@ -39,6 +39,12 @@ class PayloadTooLarge(CohortError):
     status_code = 413
 
 
+class TooManyRequests(CohortError):
+    """The caller is over a limit of theirs; the message says which, and how to get under it."""
+
+    status_code = 429
+
+
 class Busy(CohortError):
     """Capacity is taken for now; the same request may succeed shortly."""
 

@@ -25,7 +25,7 @@ from cohort.domain.records import (
 )
 from cohort.evaluation import jobs
 from cohort.evaluation.spec import EvaluationSpec
-from cohort.services import models
+from cohort.services import models, quotas
 from cohort.services.ownership import owned_record
 from cohort.settings import get_settings
 from cohort.web.auth import Principal
@@ -91,6 +91,7 @@ class EvaluationSetUpload(BaseModel):
 def submit(caller: Principal, request: EvaluationRequest) -> EvaluationView:
     """Queue the evaluation of a model the caller owns: its uploaded weights, or a job's trained ones."""
     caller.require(Group.SCIENTISTS)
+    quotas.check_evaluation(caller)
     model = models.owned(caller, request.model_id)
     if model.status != ModelStatus.READY:
         raise Conflict("the model's weights have not been committed; upload them and call commit first")

@@ -170,9 +170,14 @@ def _people_routes(verifier: CognitoVerifier, launcher: Launcher) -> APIRouter:
     def browse_datasets(
         caller: Person,
         mine: Annotated[bool, Query(description="Only the datasets you registered (app developers)")] = False,
-    ) -> list[datasets.DatasetView]:
-        """Every dataset scientists may train on, newest first; with mine=true, your own apps'."""
-        return datasets.registered_by(caller) if mine else datasets.browse()
+    ) -> list[datasets.DatasetSummary]:
+        """Every dataset scientists may train on, newest first; with mine=true, your own apps'.
+
+        Each dataset's app, schema, sample size and state, never its seed (the app developer who
+        registered a dataset reads it with the dataset itself); an account with no role (its sign-up
+        did not complete) gets 403.
+        """
+        return datasets.registered_by(caller) if mine else datasets.browse(caller)
 
     @people.post("/datasets", status_code=201, tags=["datasets"])
     def register_dataset(body: datasets.DatasetRegistration, caller: Person) -> datasets.DatasetView:
@@ -184,8 +189,11 @@ def _people_routes(verifier: CognitoVerifier, launcher: Launcher) -> APIRouter:
 
     @people.get("/datasets/{dataset_id}", tags=["datasets"])
     def get_dataset(dataset_id: str, caller: Person) -> datasets.DatasetView:
-        """A dataset and the state of its sample (scientists, and the app developer who registered it)."""
-        return datasets.DatasetView.of(datasets.readable(caller, dataset_id))
+        """A dataset and the state of its sample (scientists, and the app developer who registered it).
+
+        Its seed only for the app developer who registered it.
+        """
+        return datasets.DatasetView.for_caller(datasets.readable(caller, dataset_id), caller)
 
     @people.get("/datasets/{dataset_id}/sample", tags=["datasets"])
     def download_sample(

@@ -110,7 +110,8 @@ class OrchestratorService(Capability):
         # A job's status counts the open round's devices and reports from their participations.
         grant_items(role, catalogue, Table.PARTICIPATIONS, READ_ITEMS)
         # Presigned URLs carry the signer's rights: uploads and downloads of models, downloads of the rest.
-        grant_objects(role, catalogue, Bucket.MODELS, READ_OBJECTS + WRITE_OBJECTS)
+        # A commit seals an upload by a copy inside S3, then deletes the upload (cohort/services/models.py).
+        grant_objects(role, catalogue, Bucket.MODELS, (*READ_OBJECTS, *WRITE_OBJECTS, "s3:DeleteObject"))
         for bucket in (Bucket.SAMPLES, Bucket.REPORTS):
             grant_objects(role, catalogue, bucket, READ_OBJECTS)
         self._queues[Queue.EVALUATIONS].grant_send_messages(role)

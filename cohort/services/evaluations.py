@@ -20,7 +20,6 @@ from cohort.domain.records import (
     EvaluationRecord,
     EvaluationStatus,
     JobStatus,
-    ModelStatus,
     TrainingJobRecord,
 )
 from cohort.evaluation import jobs
@@ -92,9 +91,7 @@ def submit(caller: Principal, request: EvaluationRequest) -> EvaluationView:
     """Queue the evaluation of a model the caller owns: its uploaded weights, or a job's trained ones."""
     caller.require(Group.SCIENTISTS)
     quotas.check_evaluation(caller)
-    model = models.owned(caller, request.model_id)
-    if model.status != ModelStatus.READY:
-        raise Conflict("the model's weights have not been committed; upload them and call commit first")
+    model = models.usable(caller, request.model_id)
     weights_key = model.weights_key
     if request.job_id is not None:
         job = owned_record(TrainingJobRecord, request.job_id, caller, "training job")

@@ -13,7 +13,6 @@ from cohort.domain.errors import Conflict
 from cohort.domain.records import (
     OPEN_JOB_STATUSES,
     JobStatus,
-    ModelStatus,
     ParticipationRecord,
     ParticipationStatus,
     RoundRecord,
@@ -176,9 +175,7 @@ def release_finished_nodes(launcher: Launcher) -> int:
 def start(owner: Principal, request: TrainingRequest, launcher: Launcher) -> JobView:
     owner.require(Group.SCIENTISTS)
     quotas.check_training(owner)
-    model = models.owned(owner, request.model_id)
-    if model.status != ModelStatus.READY:
-        raise Conflict("the model's weights have not been committed; upload them and call commit first")
+    model = models.usable(owner, request.model_id)
     datasets.get(request.dataset_id)
     evaluation = request.evaluate_on_completion
     if evaluation is not None:

@@ -229,7 +229,11 @@ def _people_routes(verifier: CognitoVerifier, launcher: Launcher) -> APIRouter:
 
     @people.post("/jobs", status_code=201, tags=["training"])
     def start_training(body: jobs.TrainingRequest, caller: Scientist) -> jobs.JobView:
-        """Start federated training of one of your models on a dataset."""
+        """Start federated training of one of your models on a dataset.
+
+        409 if the model is not committed, or its weights in storage are not those sealed at commit;
+        429 past your quota of training jobs that have not ended (the message says how to raise it).
+        """
         return jobs.start(caller, body, launcher)
 
     @people.get("/jobs", tags=["training"])
@@ -252,7 +256,8 @@ def _people_routes(verifier: CognitoVerifier, launcher: Launcher) -> APIRouter:
     ) -> evaluations.EvaluationView:
         """Queue an adversarial-robustness evaluation of one of your models (or of a job's trained model).
 
-        422 names each problem with the spec, including a request over the work budget.
+        422 names each problem with the spec, including a request over the work budget; 429 past your
+        quota of evaluations queued or running (the message says how to raise it).
         """
         return evaluations.submit(caller, body)
 

@@ -133,7 +133,8 @@ def seal(bucket: Bucket, upload_key: str, sealed_key: str, sha256: str) -> None:
         if exc.response["Error"]["Code"] in ("404", "NoSuchKey"):
             raise Conflict(f"{upload_key} was committed or removed while it was being committed") from None
         raise
-    if copied["CopyObjectResult"].get("ChecksumSHA256") != _base64(sha256):
+    reported = copied["CopyObjectResult"].get("ChecksumSHA256")
+    if (_hex(reported) if reported else sealed_sha256(bucket, sealed_key)) != sha256:
         delete(bucket, sealed_key)
         raise Conflict(f"{upload_key} was uploaded again while it was being committed; commit again")
     delete(bucket, upload_key)
@@ -151,13 +152,14 @@ def sealed_sha256(bucket: Bucket, key: str) -> str | None:
     """
     head = _head(bucket, key, ChecksumMode="ENABLED")
     checksum = head and head.get("ChecksumSHA256")
-    return base64.b64decode(checksum).hex() if checksum and "-" not in checksum else None
+    # A checksum of parts ("...-N") is not the object's digest: it counts as none.
+    return _hex(checksum) if checksum and "-" not in checksum else None
 
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _base64(sha256: str) -> str:
-    """A hex digest as S3 writes checksums: the raw bytes in base64."""
-    return base64.b64encode(bytes.fromhex(sha256)).decode()
+def _hex(checksum: str) -> str:
+    """A checksum as S3 writes it (the raw digest in base64), in hex."""
+    return base64.b64decode(checksum).hex()

@@ -151,11 +151,13 @@ def browse(caller: Principal) -> list[DatasetSummary]:
             "your account has no role on Cohort yet: finish signing up as a scientist or an app developer, "
             "or ask an administrator to add you to the 'scientists' or 'app-developers' group"
         )
-    summaries = []
-    for status in (DatasetStatus.READY, DatasetStatus.REGISTERED):
-        records = DatasetRecord.by_status.query(status, scan_index_forward=False)
-        summaries += [DatasetSummary.of(record) for record in records]
-    return summaries
+    # Registered first: a sample that becomes ready between the two queries is then in the second,
+    # where the other order would miss it; one listed twice is kept as ready.
+    registered = list(DatasetRecord.by_status.query(DatasetStatus.REGISTERED, scan_index_forward=False))
+    ready = list(DatasetRecord.by_status.query(DatasetStatus.READY, scan_index_forward=False))
+    ready_ids = {record.dataset_id for record in ready}
+    still_registered = [record for record in registered if record.dataset_id not in ready_ids]
+    return [DatasetSummary.of(record) for record in ready + still_registered]
 
 
 def owned(owner: Principal, dataset_id: str) -> DatasetRecord:

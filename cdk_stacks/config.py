@@ -51,6 +51,9 @@ class StageConfig(BaseModel):
     updates_expiry_days: int = Field(ge=1, le=365)
     # New device ids each app's API key may register per minute (the orchestrator's setting).
     device_registrations_per_minute: int = Field(ge=1, le=1_000_000)
+    # Quotas per scientist, which the orchestrator enforces (cohort/services/quotas.py).
+    max_active_jobs_per_scientist: int = Field(ge=1, le=1000)
+    max_queued_evaluations_per_scientist: int = Field(ge=1, le=1000)
 
     sender_email: str = Field(pattern=_EMAIL)  # the SES identity notifications are sent from
     alarm_email: str | None = Field(None, pattern=_EMAIL)

@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     max_concurrent_imports: int = Field(1, ge=1, le=16)
     presigned_url_ttl_seconds: int = Field(900, ge=60, le=43_200)
 
+    # Quotas per scientist (cohort/services/quotas.py): past them the API answers 429.
+    max_active_jobs_per_scientist: int = Field(3, ge=1)  # training jobs that have not ended
+    max_queued_evaluations_per_scientist: int = Field(5, ge=1)  # evaluations queued or running
+
     # Browser origins that may call the orchestrator (and, locally, the Cognito bridge): the
     # dashboard's. Exact origins only; none by default, so no browser reaches the API cross-origin.
     allowed_origins: list[str] = Field(default_factory=list)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from pathlib import Path
 
 from pydantic import BaseModel
 
 from cohort import aws
 from cohort.catalogue import Bucket
-from cohort.domain.errors import InvalidInput, NotFound, PayloadTooLarge
+from cohort.domain.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from cohort.settings import get_settings
 
 
@@ -53,20 +55,37 @@ def presigned_put(bucket: Bucket, key: str, *, content_length: int | None = None
 
 
 def exists(bucket: Bucket, key: str) -> bool:
+    return _head(bucket, key) is not None
+
+
+def _head(bucket: Bucket, key: str, **options: str) -> dict | None:
+    """The object's metadata, or None if there is no such object."""
     s3 = aws.client("s3")
     try:
-        s3.head_object(Bucket=bucket_name(bucket), Key=key)
+        return s3.head_object(Bucket=bucket_name(bucket), Key=key, **options)
     except s3.exceptions.ClientError as exc:
         if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
-            return False
+            return None
         raise
-    return True
 
 
 def put_bytes(
     bucket: Bucket, key: str, data: bytes, *, content_type: str = "application/octet-stream"
 ) -> None:
     aws.client("s3").put_object(Bucket=bucket_name(bucket), Key=key, Body=data, ContentType=content_type)
+
+
+def put_sealed(bucket: Bucket, key: str, data: bytes) -> str:
+    """Write bytes the platform made itself under a key no URL names, as :func:`seal` leaves an upload:
+    S3 keeps their SHA-256 (returned, in hex), which :func:`sealed_sha256` reads back."""
+    aws.client("s3").put_object(
+        Bucket=bucket_name(bucket),
+        Key=key,
+        Body=data,
+        ContentType="application/octet-stream",
+        ChecksumAlgorithm="SHA256",
+    )
+    return sha256_hex(data)
 
 
 def upload_file(bucket: Bucket, key: str, path: Path, content_type: str) -> None:
@@ -97,8 +116,11 @@ def delete_prefix(bucket: Bucket, prefix: str) -> int:
     return deleted
 
 
-def get_bytes(bucket: Bucket, key: str, *, max_bytes: int) -> bytes:
-    """Read an object whole, refusing it before download if it is over the limit."""
+def get_bytes(bucket: Bucket, key: str, *, max_bytes: int, sha256: str | None = None) -> bytes:
+    """Read an object whole, refusing it before download if it is over the limit.
+
+    With ``sha256`` (hex), the object must have that digest: a sealed object that changed is refused.
+    """
     s3 = aws.client("s3")
     try:
         response = s3.get_object(Bucket=bucket_name(bucket), Key=key)
@@ -111,4 +133,56 @@ def get_bytes(bucket: Bucket, key: str, *, max_bytes: int) -> bytes:
     data = response["Body"].read()
     if len(data) != size:
         raise InvalidInput(f"{key} was truncated in transfer")
+    if sha256 is not None and sha256_hex(data) != sha256:
+        raise Conflict(f"{key} is not what was sealed: its SHA-256 differs from the one recorded")
     return data
+
+
+def seal(bucket: Bucket, upload_key: str, sealed_key: str, sha256: str) -> None:
+    """Copy a checked upload, inside S3, to the key that readers use, then delete the upload.
+
+    ``sha256`` (hex) is the digest of the bytes the caller checked. S3 computes the copy's own, so an
+    upload replaced between the check and the copy is caught: the copy is deleted and Conflict raised.
+    """
+    s3, name = aws.client("s3"), bucket_name(bucket)
+    try:
+        copied = s3.copy_object(
+            Bucket=name,
+            Key=sealed_key,
+            CopySource={"Bucket": name, "Key": upload_key},
+            ChecksumAlgorithm="SHA256",
+        )
+    except s3.exceptions.ClientError as exc:
+        if exc.response["Error"]["Code"] in ("404", "NoSuchKey"):
+            raise Conflict(f"{upload_key} was committed or removed while it was being committed") from None
+        raise
+    reported = copied["CopyObjectResult"].get("ChecksumSHA256")
+    if (_hex(reported) if reported else sealed_sha256(bucket, sealed_key)) != sha256:
+        delete(bucket, sealed_key)
+        raise Conflict(f"{upload_key} was uploaded again while it was being committed; commit again")
+    delete(bucket, upload_key)
+
+
+def delete(bucket: Bucket, key: str) -> None:
+    aws.client("s3").delete_object(Bucket=bucket_name(bucket), Key=key)
+
+
+def sealed_sha256(bucket: Bucket, key: str) -> str | None:
+    """The SHA-256 (hex) S3 keeps for an object, without reading it; None if it is absent or has none.
+
+    An object that :func:`seal` wrote has one; anything written over it since, by a plain PUT, has
+    another or none.
+    """
+    head = _head(bucket, key, ChecksumMode="ENABLED")
+    checksum = head and head.get("ChecksumSHA256")
+    # A checksum of parts ("...-N") is not the object's digest: it counts as none.
+    return _hex(checksum) if checksum and "-" not in checksum else None
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _hex(checksum: str) -> str:
+    """A checksum as S3 writes it (the raw digest in base64), in hex."""
+    return base64.b64decode(checksum).hex()

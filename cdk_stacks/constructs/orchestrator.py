@@ -86,6 +86,10 @@ class OrchestratorService(Capability):
                 "COHORT_ECS_NODE_TASK_DEFINITION": self._fl_nodes.cpu.task_definition_arn,
                 "COHORT_ECS_LISTENER_ARN": self._entry.listener.listener_arn,
                 "COHORT_ECS_VPC_ID": platform.network.vpc.vpc_id,
+                "COHORT_MAX_ACTIVE_JOBS_PER_SCIENTIST": str(platform.config.max_active_jobs_per_scientist),
+                "COHORT_MAX_QUEUED_EVALUATIONS_PER_SCIENTIST": str(
+                    platform.config.max_queued_evaluations_per_scientist
+                ),
             },
             secrets=platform.device_token_secrets,
             logging=platform.log_driver(self, "orchestrator"),
@@ -113,7 +117,8 @@ class OrchestratorService(Capability):
         # A job's status counts the open round's devices and reports from their participations.
         grant_items(role, catalogue, Table.PARTICIPATIONS, READ_ITEMS)
         # Presigned URLs carry the signer's rights: uploads and downloads of models, downloads of the rest.
-        grant_objects(role, catalogue, Bucket.MODELS, READ_OBJECTS + WRITE_OBJECTS)
+        # A commit seals an upload by a copy inside S3, then deletes the upload (cohort/services/models.py).
+        grant_objects(role, catalogue, Bucket.MODELS, (*READ_OBJECTS, *WRITE_OBJECTS, "s3:DeleteObject"))
         for bucket in (Bucket.SAMPLES, Bucket.REPORTS):
             grant_objects(role, catalogue, bucket, READ_OBJECTS)
         self._queues[Queue.EVALUATIONS].grant_send_messages(role)

@@ -41,6 +41,8 @@ class PayloadTooLarge(CohortError):
 
 
 class TooManyRequests(CohortError):
+    """The caller is over a limit of theirs; the message says which, and how to get under it."""
+
     status_code = 429
 
 

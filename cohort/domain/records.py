@@ -144,10 +144,14 @@ class ModelRecord(_Record):
     owner_id = UnicodeAttribute()
     name = UnicodeAttribute()
     architecture = JSONAttribute(null=True)  # an imported model has one only once committed
-    weights_key = UnicodeAttribute()
+    # Sealed at commit: the checked weights, copied away from the upload's key, which a presigned PUT
+    # names, to one that no URL names; their SHA-256 (hex), which readers check. Null until committed
+    # (a model committed before sealing existed has its weights key and no digest).
+    weights_key = UnicodeAttribute(null=True)
+    weights_sha256 = UnicodeAttribute(null=True)
     parameter_count = NumberAttribute(default=0)
     upload_format = UnicodeAttribute(default=ModelFormat.SAFETENSORS)
-    source_key = UnicodeAttribute(null=True)  # the uploaded ONNX file, kept as received
+    source_key = UnicodeAttribute(null=True)  # the uploaded ONNX file as received, sealed at commit
     import_notes = JSONAttribute(null=True)  # what the ONNX conversion changed, in plain words
     status = UnicodeAttribute(default=ModelStatus.AWAITING_UPLOAD)
     created_at = UTCDateTimeAttribute(default=utcnow)

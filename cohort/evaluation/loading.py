@@ -44,8 +44,12 @@ def load_model(record: EvaluationRecord) -> LoadedModel:
     key = record.weights_key or model.weights_key
     # A valid file is the tensors plus a small header: refuse anything much larger unread.
     limit = min(signature.nbytes * 2 + 1_000_000, get_settings().max_model_bytes)
+    # The uploaded weights must be those sealed at commit; a job's trained weights only its node wrote.
+    sealed = model.weights_sha256 if key == model.weights_key else None
     weights = decode(
-        storage.get_bytes(Bucket.MODELS, key, max_bytes=limit), signature, what="the model's weights"
+        storage.get_bytes(Bucket.MODELS, key, max_bytes=limit, sha256=sealed),
+        signature,
+        what="the model's weights",
     )
     load_into(module, weights)
     return LoadedModel(model.name, architecture, module.eval())

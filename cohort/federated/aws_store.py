@@ -106,8 +106,15 @@ class AwsNodeStore:
 
     # -- weights --------------------------------------------------------------------
     def read_weights(self, key: str, signature: TensorSignature) -> Tensors:
-        data = storage.get_bytes(Bucket.MODELS, key, max_bytes=signature.nbytes * 2 + 1_000_000)
+        limit = signature.nbytes * 2 + 1_000_000
+        data = storage.get_bytes(Bucket.MODELS, key, max_bytes=limit, sha256=self._sealed_sha256(key))
         return decode(data, signature, what=f"weights at {key}")
+
+    def _sealed_sha256(self, key: str) -> str | None:
+        """The digest recorded at commit if ``key`` is the model's uploaded weights; checkpoints, which
+        only this node writes, have none. Read at start-up only, so the two lookups cost nothing."""
+        model = self.model(self.job().model_id)
+        return model.weights_sha256 if key == model.weights_key else None
 
     def write_checkpoint(self, round_number: int, weights: Tensors) -> str:
         key = checkpoint_key(self.job_id, round_number)

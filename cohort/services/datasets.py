@@ -17,6 +17,8 @@ from cohort.domain.records import ApiKeyRecord, DatasetRecord, DatasetStatus
 from cohort.services.ownership import owned_record
 from cohort.web.auth import Principal
 
+_ROLES = frozenset(group.value for group in Group)
+
 
 class DatasetRegistration(DatasetSchema):
     """An app's on-device data: its attributes, and the sample dataset to generate from them."""
@@ -24,7 +26,12 @@ class DatasetRegistration(DatasetSchema):
     app_name: Name
 
 
-class DatasetView(BaseModel):
+class DatasetSummary(BaseModel):
+    """What a scientist needs to choose a dataset: its app, schema, sample size and state.
+
+    Never the seed: with the schema and the row count, it would rebuild the sample row for row.
+    """
+
     dataset_id: str
     app_name: str
     status: DatasetStatus = Field(
@@ -34,11 +41,10 @@ class DatasetView(BaseModel):
     status_reason: str | None = None
     attributes: list[dict[str, Any]] = Field(description="As registered (see DatasetRegistration)")
     rows: int | None = Field(description="Rows of the sample")
-    seed: int | None = Field(description="The sample's seed: the same schema and seed give the same rows")
     created_at: str
 
     @classmethod
-    def of(cls, record: DatasetRecord) -> DatasetView:
+    def of(cls, record: DatasetRecord) -> DatasetSummary:
         return cls(
             dataset_id=record.dataset_id,
             app_name=record.app_name,
@@ -46,9 +52,22 @@ class DatasetView(BaseModel):
             status_reason=record.status_reason,
             attributes=record.attributes,
             rows=record.rows,
-            seed=record.seed,
             created_at=record.created_at.isoformat(),
         )
+
+
+class DatasetView(DatasetSummary):
+    """A dataset as the app developer who registered it sees it, or as a scientist does."""
+
+    seed: int | None = Field(
+        description="The sample's seed, for the app developer who registered the dataset only (null for "
+        "anyone else): the same schema and seed give the same rows"
+    )
+
+    @classmethod
+    def for_caller(cls, record: DatasetRecord, caller: Principal) -> DatasetView:
+        summary = DatasetSummary.of(record)
+        return cls(**summary.model_dump(), seed=record.seed if record.owner_id == caller.user_id else None)
 
 
 class ApiKeyView(BaseModel):
@@ -85,7 +104,7 @@ def register(owner: Principal, registration: DatasetRegistration) -> DatasetView
         seed=secrets.randbelow(MAX_SEED + 1) if registration.seed is None else registration.seed,
     )
     record.save()
-    return DatasetView.of(record)
+    return DatasetView.for_caller(record, owner)
 
 
 def get(dataset_id: str) -> DatasetRecord:
@@ -122,12 +141,23 @@ def sample(caller: Principal, dataset_id: str, fmt: SampleFormat) -> storage.Dow
     )
 
 
-def browse() -> list[DatasetView]:
-    """Every dataset scientists may train on, newest first, through the status index."""
-    views = []
-    for status in (DatasetStatus.READY, DatasetStatus.REGISTERED):
-        views += [DatasetView.of(r) for r in DatasetRecord.by_status.query(status, scan_index_forward=False)]
-    return views
+def browse(caller: Principal) -> list[DatasetSummary]:
+    """Every dataset scientists may train on, newest first, through the status index.
+
+    For accounts with a role only: one whose sign-up did not complete sees nothing.
+    """
+    if not caller.groups & _ROLES:
+        raise Forbidden(
+            "your account has no role on Cohort yet: finish signing up as a scientist or an app developer, "
+            "or ask an administrator to add you to the 'scientists' or 'app-developers' group"
+        )
+    # Registered first: a sample that becomes ready between the two queries is then in the second,
+    # where the other order would miss it; one listed twice is kept as ready.
+    registered = list(DatasetRecord.by_status.query(DatasetStatus.REGISTERED, scan_index_forward=False))
+    ready = list(DatasetRecord.by_status.query(DatasetStatus.READY, scan_index_forward=False))
+    ready_ids = {record.dataset_id for record in ready}
+    still_registered = [record for record in registered if record.dataset_id not in ready_ids]
+    return [DatasetSummary.of(record) for record in ready + still_registered]
 
 
 def owned(owner: Principal, dataset_id: str) -> DatasetRecord:
@@ -136,12 +166,11 @@ def owned(owner: Principal, dataset_id: str) -> DatasetRecord:
     return owned_record(DatasetRecord, dataset_id, owner, "dataset")
 
 
-def registered_by(developer: Principal) -> list[DatasetView]:
+def registered_by(developer: Principal) -> list[DatasetSummary]:
     """The datasets an app developer registered, newest first, through the owner index."""
     developer.require(Group.APP_DEVELOPERS)
-    return [
-        DatasetView.of(r) for r in DatasetRecord.by_owner.query(developer.user_id, scan_index_forward=False)
-    ]
+    records = DatasetRecord.by_owner.query(developer.user_id, scan_index_forward=False)
+    return [DatasetSummary.of(record) for record in records]
 
 
 def hash_api_key(api_key: str) -> str:

@@ -20,12 +20,11 @@ from cohort.domain.records import (
     EvaluationRecord,
     EvaluationStatus,
     JobStatus,
-    ModelStatus,
     TrainingJobRecord,
 )
 from cohort.evaluation import jobs
 from cohort.evaluation.spec import EvaluationSpec
-from cohort.services import models
+from cohort.services import models, quotas
 from cohort.services.ownership import owned_record
 from cohort.settings import get_settings
 from cohort.web.auth import Principal
@@ -91,9 +90,8 @@ class EvaluationSetUpload(BaseModel):
 def submit(caller: Principal, request: EvaluationRequest) -> EvaluationView:
     """Queue the evaluation of a model the caller owns: its uploaded weights, or a job's trained ones."""
     caller.require(Group.SCIENTISTS)
-    model = models.owned(caller, request.model_id)
-    if model.status != ModelStatus.READY:
-        raise Conflict("the model's weights have not been committed; upload them and call commit first")
+    quotas.check_evaluation(caller)
+    model = models.usable(caller, request.model_id)
     weights_key = model.weights_key
     if request.job_id is not None:
         job = owned_record(TrainingJobRecord, request.job_id, caller, "training job")

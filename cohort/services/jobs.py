@@ -13,7 +13,6 @@ from cohort.domain.errors import Conflict
 from cohort.domain.records import (
     OPEN_JOB_STATUSES,
     JobStatus,
-    ModelStatus,
     ParticipationRecord,
     ParticipationStatus,
     RoundRecord,
@@ -25,7 +24,7 @@ from cohort.domain.records import (
 from cohort.domain.training import ClientConfig, ServerConfig
 from cohort.evaluation import jobs as evaluation_jobs
 from cohort.evaluation.spec import EvaluationSpec
-from cohort.services import datasets, models
+from cohort.services import datasets, models, quotas
 from cohort.services.launcher import Launcher
 from cohort.services.ownership import owned_record
 from cohort.settings import get_settings
@@ -175,9 +174,8 @@ def release_finished_nodes(launcher: Launcher) -> int:
 
 def start(owner: Principal, request: TrainingRequest, launcher: Launcher) -> JobView:
     owner.require(Group.SCIENTISTS)
-    model = models.owned(owner, request.model_id)
-    if model.status != ModelStatus.READY:
-        raise Conflict("the model's weights have not been committed; upload them and call commit first")
+    quotas.check_training(owner)
+    model = models.usable(owner, request.model_id)
     datasets.get(request.dataset_id)
     evaluation = request.evaluate_on_completion
     if evaluation is not None:

@@ -170,9 +170,14 @@ def _people_routes(verifier: CognitoVerifier, launcher: Launcher) -> APIRouter:
     def browse_datasets(
         caller: Person,
         mine: Annotated[bool, Query(description="Only the datasets you registered (app developers)")] = False,
-    ) -> list[datasets.DatasetView]:
-        """Every dataset scientists may train on, newest first; with mine=true, your own apps'."""
-        return datasets.registered_by(caller) if mine else datasets.browse()
+    ) -> list[datasets.DatasetSummary]:
+        """Every dataset scientists may train on, newest first; with mine=true, your own apps'.
+
+        Each dataset's app, schema, sample size and state, never its seed (the app developer who
+        registered a dataset reads it with the dataset itself); an account with no role (its sign-up
+        did not complete) gets 403.
+        """
+        return datasets.registered_by(caller) if mine else datasets.browse(caller)
 
     @people.post("/datasets", status_code=201, tags=["datasets"])
     def register_dataset(body: datasets.DatasetRegistration, caller: Person) -> datasets.DatasetView:
@@ -184,8 +189,11 @@ def _people_routes(verifier: CognitoVerifier, launcher: Launcher) -> APIRouter:
 
     @people.get("/datasets/{dataset_id}", tags=["datasets"])
     def get_dataset(dataset_id: str, caller: Person) -> datasets.DatasetView:
-        """A dataset and the state of its sample (scientists, and the app developer who registered it)."""
-        return datasets.DatasetView.of(datasets.readable(caller, dataset_id))
+        """A dataset and the state of its sample (scientists, and the app developer who registered it).
+
+        Its seed only for the app developer who registered it.
+        """
+        return datasets.DatasetView.for_caller(datasets.readable(caller, dataset_id), caller)
 
     @people.get("/datasets/{dataset_id}/sample", tags=["datasets"])
     def download_sample(
@@ -229,7 +237,11 @@ def _people_routes(verifier: CognitoVerifier, launcher: Launcher) -> APIRouter:
 
     @people.post("/jobs", status_code=201, tags=["training"])
     def start_training(body: jobs.TrainingRequest, caller: Scientist) -> jobs.JobView:
-        """Start federated training of one of your models on a dataset."""
+        """Start federated training of one of your models on a dataset.
+
+        409 if the model is not committed, or its weights in storage are not those sealed at commit;
+        429 past your quota of training jobs that have not ended (the message says how to raise it).
+        """
         return jobs.start(caller, body, launcher)
 
     @people.get("/jobs", tags=["training"])
@@ -252,7 +264,8 @@ def _people_routes(verifier: CognitoVerifier, launcher: Launcher) -> APIRouter:
     ) -> evaluations.EvaluationView:
         """Queue an adversarial-robustness evaluation of one of your models (or of a job's trained model).
 
-        422 names each problem with the spec, including a request over the work budget.
+        422 names each problem with the spec, including a request over the work budget; 429 past your
+        quota of evaluations queued or running (the message says how to raise it).
         """
         return evaluations.submit(caller, body)
 

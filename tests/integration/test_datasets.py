@@ -10,10 +10,13 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 
+from cohort import aws
 from cohort.catalogue import Group
 from cohort.domain.records import DatasetRecord
+from cohort.local.accounts import run_post_confirmation
 from cohort.local.platform import PlatformState
-from cohort.sdk import CohortError
+from cohort.sdk import CohortError, sign_in
+from cohort.services.signup import ROLE_ATTRIBUTE, InvalidRole
 
 HEART_STUDY = [
     {"name": "age", "type": "int", "min": 18, "max": 90},
@@ -194,3 +197,69 @@ def test_a_scientist_has_no_apps_of_their_own(people) -> None:
     with pytest.raises(CohortError) as refused:
         scientist.datasets(mine=True)
     assert refused.value.status == 403
+
+
+def _account_without_a_role(platform: PlatformState) -> str:
+    """An ID token of a confirmed account whose sign-up the signup function refused: it is in no group."""
+    email, password = f"no-role-{uuid.uuid4().hex[:8]}@example.org", f"{uuid.uuid4().hex}aA1!"
+    cognito = aws.client("cognito-idp")
+    cognito.sign_up(
+        ClientId=platform.user_pool_client_id,
+        Username=email,
+        Password=password,
+        UserAttributes=[{"Name": "email", "Value": email}, {"Name": ROLE_ATTRIBUTE, "Value": "wizard"}],
+    )
+    cognito.admin_confirm_sign_up(UserPoolId=platform.user_pool_id, Username=email)
+    with pytest.raises(InvalidRole):
+        run_post_confirmation(platform.user_pool_id, platform.user_pool_client_id, email)
+    return sign_in(platform.user_pool_client_id, email, password)
+
+
+def test_an_account_without_a_role_sees_no_dataset(platform: PlatformState, people) -> None:
+    # Given a registered dataset, and an account whose sign-up did not give it a role
+    developer = people.client(Group.APP_DEVELOPERS)
+    dataset = developer.register_dataset("guarded-app", HEART_STUDY, seed=7)
+    headers = {"Authorization": f"Bearer {_account_without_a_role(platform)}"}
+
+    # When it browses the datasets, reads the dataset or asks for its sample
+    answers = [
+        httpx.get(f"{platform.orchestrator_url}/v1/datasets", headers=headers),
+        httpx.get(f"{platform.orchestrator_url}/v1/datasets/{dataset['dataset_id']}", headers=headers),
+        httpx.get(f"{platform.orchestrator_url}/v1/datasets/{dataset['dataset_id']}/sample", headers=headers),
+    ]
+
+    # Then each is refused with nothing but the reason, and browsing says what to do about it
+    assert [answer.status_code for answer in answers] == [403, 403, 403]
+    assert all(set(answer.json()) == {"detail"} for answer in answers)
+    assert "ask an administrator" in answers[0].json()["detail"]
+
+
+def test_browsing_never_shows_the_seed_while_the_owner_still_reads_it(people) -> None:
+    # Given a dataset registered with a known seed
+    developer = people.client(Group.APP_DEVELOPERS)
+    dataset = developer.register_dataset("seeded-app", HEART_STUDY, rows=500, seed=4_242)
+    scientist, other_developer = people.client(Group.SCIENTISTS), people.client(Group.APP_DEVELOPERS)
+
+    # When scientists and app developers browse the datasets, and a scientist reads it
+    browsed = [
+        next(d for d in client.datasets() if d["dataset_id"] == dataset["dataset_id"])
+        for client in (scientist, other_developer, developer)
+    ]
+    read_by_scientist = scientist.dataset(dataset["dataset_id"])
+
+    # Then they see what they need to choose it, and no seed anywhere
+    for listed in [*browsed, *developer.datasets(mine=True)]:
+        assert set(listed) == {
+            "dataset_id",
+            "app_name",
+            "status",
+            "status_reason",
+            "attributes",
+            "rows",
+            "created_at",
+        }
+        assert (listed["app_name"], listed["rows"]) == ("seeded-app", 500)
+        assert [a["name"] for a in listed["attributes"]] == [a["name"] for a in HEART_STUDY]
+    assert read_by_scientist["seed"] is None
+    # And the developer who registered it still reads its seed
+    assert developer.dataset(dataset["dataset_id"])["seed"] == 4_242

@@ -39,10 +39,20 @@ class PayloadTooLarge(CohortError):
     status_code = 413
 
 
-class Busy(CohortError):
-    """Capacity is taken for now; the same request may succeed shortly."""
+class Unavailable(CohortError):
+    """A service the request needs cannot be reached now; the same request may succeed shortly.
+
+    The HTTP answer is 503 with ``Retry-After: retry_after_seconds``.
+    """
 
     status_code = 503
+    retry_after_seconds = 5
+
+
+class Busy(Unavailable):
+    """Capacity is taken for now; the same request may succeed shortly."""
+
+    retry_after_seconds = 30
 
 
 def describe_validation_error(exc: ValidationError) -> str:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from cohort.catalogue import NODE_PORT
+from cohort.domain.identifiers import Identifier
 from cohort.domain.records import bind_tables
 from cohort.domain.training import Availability
 from cohort.federated.aws_store import AwsNodeStore
@@ -99,7 +100,7 @@ def create_node_app(
     )
     async def submit_report(
         request: Request,
-        request_key: str,
+        request_key: Identifier,
         caller: Device,
         num_samples: Annotated[int, Query(ge=1)],
         loss: Annotated[float, Query(ge=0)],
@@ -123,7 +124,9 @@ def create_node_app(
     def healthz() -> Response:
         return Response("ok")
 
-    http.configure(app, "fl-node", max_body_bytes=settings.max_update_bytes)
+    # A report after the round's deadline, or once the job has ended, is refused with 409.
+    late_report = {f"PUT {router.prefix}/reports/{{request_key}}": (409,)}
+    http.configure(app, "fl-node", max_body_bytes=settings.max_update_bytes, rule_statuses=late_report)
     return app
 
 

@@ -6,16 +6,15 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
+from cohort.domain.identifiers import Identifier
 from cohort.services import datasets
 from cohort.web.auth import DeviceIdentity, DeviceTokens
-
-DeviceId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
 
 
 class TokenRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     api_key: Annotated[str, StringConstraints(min_length=8, max_length=256)]
-    device_id: DeviceId
+    device_id: Identifier
 
 
 class DeviceToken(BaseModel):

@@ -204,9 +204,13 @@ def _answer_errors(app: FastAPI) -> None:
         problems = [Problem(loc=list(e["loc"]), msg=e["msg"], type=e["type"]) for e in exc.errors()]
         return error_response(422, _summary(problems), problems)
 
-    # Starlette's own refusals: a path no route has (404), a method the route does not take (405).
+    # The framework's own refusals: a path no route has (404), a method the route does not take
+    # (405), and a body FastAPI cannot decode (400), which is as invalid as malformed JSON (422).
     @app.exception_handler(HTTPException)
-    async def _no_such_route(request: Request, exc: HTTPException) -> JSONResponse:
+    async def _framework_refusal(request: Request, exc: HTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            problem = Problem(loc=["body"], msg="the body is not JSON in UTF-8", type="json_invalid")
+            return error_response(422, _summary([problem]), [problem])
         if exc.status_code == 404:
             detail = f"there is no {request.url.path}; the routes are listed in the API's OpenAPI document"
         elif exc.status_code == 405:

@@ -23,9 +23,10 @@ from cohort.domain.errors import Unavailable
 from cohort.federated.node_app import create_node_app
 from cohort.web.http import ErrorBody
 
-from .node_setting import JOB_ID, memory_store
+from .node_setting import DATASET_ID, JOB_ID, memory_store
 from .test_node_http import AVAILABLE, MAX_UPDATE_BYTES, SETTINGS, Node, _token
 
+JSON = {"Content-Type": "application/json"}
 # A port nothing listens on: every connection to it is refused at once.
 UNREACHABLE = "http://127.0.0.1:9"
 
@@ -39,6 +40,10 @@ def error_body(response: httpx.Response) -> ErrorBody:
     return body
 
 
+def _device(device_id: str, dataset_id: str = DATASET_ID) -> dict[str, str]:
+    return {"Authorization": f"Bearer {_token(device_id, dataset_id)}"}
+
+
 @pytest.fixture
 def node() -> Iterator[Node]:
     store = memory_store(rounds=1, min_reports=1, max_reports=2, cohort_size=2, round_deadline_seconds=600)
@@ -50,16 +55,17 @@ def node() -> Iterator[Node]:
 
 REFUSALS: dict[str, tuple[Callable[[Node], httpx.Response], int]] = {
     "no-token": (lambda n: n.cycle("phone-1", headers={}), 401),
-    "another-app": (
-        lambda n: n.cycle("phone-1", headers={"Authorization": f"Bearer {_token('phone-1', 'another-app')}"}),
-        403,
-    ),
+    "another-app": (lambda n: n.cycle("phone-1", headers=_device("phone-1", "another-app")), 403),
     "unknown-request-key": (lambda n: n.report("phone-1", "made-up-key"), 404),
     "no-such-route": (lambda n: n.client.get(f"/jobs/{JOB_ID}/nothing-here"), 404),
     "another-job": (lambda n: n.client.post("/jobs/another-job/cycle", json=AVAILABLE), 404),
     "wrong-method": (lambda n: n.client.get(f"/jobs/{JOB_ID}/cycle"), 405),
     "body-over-the-limit": (lambda n: n.report("phone-1", "a-key", b"\0" * (MAX_UPDATE_BYTES + 1)), 413),
     "invalid-cycle": (lambda n: n.cycle("phone-1", json={"availability": {"battery": 2}}), 422),
+    "cycle-not-utf-8": (
+        lambda n: n.cycle("phone-1", content=b"\xff\xfe{", headers={**_device("phone-1"), **JSON}, json=None),
+        422,
+    ),
     "request-key-out-of-shape": (lambda n: n.report("phone-1", "k" * 129), 422),
 }
 

@@ -31,6 +31,7 @@ from schemathesis.checks import (
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
+    unsupported_method,
 )
 from schemathesis.config import SchemathesisConfig
 
@@ -62,6 +63,7 @@ CHECKS = [
     response_schema_conformance,
     response_headers_conformance,
     ignored_auth,  # an authenticated operation called without a token answers 401, as documented
+    unsupported_method,  # a method the path does not take answers 405 with Allow
 ]
 # Datasets the fuzzer registers get a sample generated on the shared platform: keep each small.
 MAX_FUZZED_ROWS = 200

@@ -62,6 +62,10 @@ REFUSALS: dict[str, tuple[Callable[[Node], httpx.Response], int]] = {
     "wrong-method": (lambda n: n.client.get(f"/jobs/{JOB_ID}/cycle"), 405),
     "body-over-the-limit": (lambda n: n.report("phone-1", "a-key", b"\0" * (MAX_UPDATE_BYTES + 1)), 413),
     "invalid-cycle": (lambda n: n.cycle("phone-1", json={"availability": {"battery": 2}}), 422),
+    "charging-not-a-boolean": (
+        lambda n: n.cycle("phone-1", json={"availability": {**AVAILABLE["availability"], "charging": 0}}),
+        422,
+    ),
     "cycle-not-utf-8": (
         lambda n: n.cycle("phone-1", content=b"\xff\xfe{", headers={**_device("phone-1"), **JSON}, json=None),
         422,

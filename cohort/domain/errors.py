@@ -9,11 +9,14 @@ class CohortError(Exception):
     """Base class; ``message`` is written for the person who made the request."""
 
     status_code = 400
+    # Seconds until the same request may succeed, sent as Retry-After; None when retrying won't help.
+    retry_after: int | None = None
 
     def __init__(self, message: str, *, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.message = message
-        self.retry_after = retry_after  # seconds until the same request may succeed: Retry-After
+        if retry_after is not None:
+            self.retry_after = retry_after
 
 
 class InvalidInput(CohortError):
@@ -46,10 +49,20 @@ class TooManyRequests(CohortError):
     status_code = 429
 
 
-class Busy(CohortError):
-    """Capacity is taken for now; the same request may succeed shortly."""
+class Unavailable(CohortError):
+    """A service the request needs cannot be reached now; the same request may succeed shortly.
+
+    The HTTP answer is 503 with ``Retry-After: retry_after``.
+    """
 
     status_code = 503
+    retry_after = 5
+
+
+class Busy(Unavailable):
+    """Capacity is taken for now; the same request may succeed shortly."""
+
+    retry_after = 30
 
 
 def describe_validation_error(exc: ValidationError) -> str:

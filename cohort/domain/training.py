@@ -74,6 +74,9 @@ class ServerConfig(_Strict):
 
 
 class Availability(_Strict):
+    # Exactly the JSON types the protocol names: `"charging": 0` is a mistake to report, not a False.
+    model_config = ConfigDict(strict=True)
+
     battery: Annotated[float, Field(ge=0.0, le=1.0)]
     charging: bool
     network: Literal["wifi", "ethernet", "cellular", "none"]

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from cohort.catalogue import NODE_PORT
+from cohort.domain.identifiers import Identifier
 from cohort.domain.records import bind_tables
 from cohort.domain.training import Availability
 from cohort.federated.aws_store import AwsNodeStore
@@ -109,7 +110,7 @@ def create_node_app(
     @http.own_body_limit(settings.max_update_bytes)
     async def submit_report(
         request: Request,
-        request_key: str,
+        request_key: Identifier,
         caller: Device,
         num_samples: Annotated[int, Query(ge=1)],
         loss: Annotated[float, Query(ge=0)],
@@ -129,7 +130,7 @@ def create_node_app(
 
     @router.get("/reports/{request_key}", response_model=ReportFate)
     def report_fate(
-        request_key: str,
+        request_key: Identifier,
         caller: Device,
         round_number: Annotated[int, Query(alias="round", ge=1, description="The receipt's round")],
         attempt: Annotated[int, Query(ge=1, description="The receipt's attempt")],
@@ -149,7 +150,9 @@ def create_node_app(
     def healthz() -> Response:
         return Response("ok")
 
-    http.configure(app, "fl-node", max_body_bytes=settings.max_request_bytes)
+    # A report after the round's deadline, or once the job has ended, is refused with 409.
+    late_report = {f"PUT {router.prefix}/reports/{{request_key}}": (409,)}
+    http.configure(app, "fl-node", max_body_bytes=settings.max_request_bytes, rule_statuses=late_report)
     return app
 
 

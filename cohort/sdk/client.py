@@ -15,12 +15,14 @@ from cohort.domain.weights import encode
 
 
 class CohortError(RuntimeError):
-    """The API refused a request; ``status`` and ``detail`` say why."""
+    """The API refused a request: ``status``, ``detail`` (a sentence) and, for an invalid request,
+    ``errors`` (each problem as ``{"loc", "msg", "type"}``) say why."""
 
-    def __init__(self, status: int, detail: object) -> None:
+    def __init__(self, status: int, detail: str, errors: list[dict] | None = None) -> None:
         super().__init__(f"{status}: {detail}")
         self.status = status
         self.detail = detail
+        self.errors = errors or []
 
 
 def sign_in(client_id: str, email: str, password: str) -> str:
@@ -46,10 +48,14 @@ class CohortClient:
         response = self._http.request(method, path, **kwargs)
         if response.is_error:
             try:
-                detail = response.json().get("detail")
+                body = response.json()
             except ValueError:
-                detail = response.text
-            raise CohortError(response.status_code, detail)
+                body = None
+            if not isinstance(body, dict):
+                raise CohortError(response.status_code, response.text)
+            # The services answer an ErrorBody; API Gateway's own refusals say {"message": ...}.
+            detail = body.get("detail") or body.get("message") or response.text
+            raise CohortError(response.status_code, str(detail), body.get("errors"))
         return response.json()
 
     # -- app developers ---------------------------------------------------------------

@@ -7,18 +7,17 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from cohort.domain.identifiers import Identifier
 from cohort.domain.records import DeviceRegistrationRecord
 from cohort.services import datasets, device_identity
 from cohort.web.auth import DeviceIdentity, DeviceTokens, Principal
 from cohort.web.device_assertions import DevicePublicKey
 
-DeviceId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
-
 
 class TokenRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     api_key: Annotated[str, StringConstraints(min_length=8, max_length=256)]
-    device_id: DeviceId
+    device_id: Identifier
     public_key: DevicePublicKey = Field(
         description="The device's Ed25519 public key as a JWK; the first exchange of the id registers it"
     )

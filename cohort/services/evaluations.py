@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cohort import storage
 from cohort.catalogue import Bucket, Group
 from cohort.domain.errors import Conflict, InvalidInput
+from cohort.domain.identifiers import Identifier
 from cohort.domain.records import (
     EvaluationRecord,
     EvaluationStatus,
@@ -34,11 +35,9 @@ _REPORT_FORMATS = {"html": "report.html", "json": "report.json"}
 
 class EvaluationRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    model_id: str = Field(min_length=1, max_length=64)
-    job_id: str | None = Field(
+    model_id: Identifier
+    job_id: Identifier | None = Field(
         None,
-        min_length=1,
-        max_length=64,
         description="Evaluate this completed training job's trained model instead of the uploaded weights",
     )
     spec: EvaluationSpec = EvaluationSpec()

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cohort import storage
 from cohort.catalogue import Bucket, Group
 from cohort.domain.errors import Conflict
+from cohort.domain.identifiers import Identifier
 from cohort.domain.records import (
     OPEN_JOB_STATUSES,
     JobStatus,
@@ -35,8 +36,8 @@ log = logging.getLogger(__name__)
 
 class TrainingRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    model_id: str
-    dataset_id: str
+    model_id: Identifier
+    dataset_id: Identifier
     client_config: ClientConfig = ClientConfig()
     server_config: ServerConfig = ServerConfig()
     evaluate_on_completion: EvaluationSpec | None = Field(

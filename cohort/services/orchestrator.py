@@ -19,6 +19,7 @@ from cohort import storage
 from cohort.catalogue import Group
 from cohort.datasets.schema import SampleFormat
 from cohort.domain.architecture import ArchitectureSpec
+from cohort.domain.identifiers import Identifier
 from cohort.domain.records import bind_tables
 from cohort.evaluation.results import EvaluationResult
 from cohort.services import datasets, devices, evaluations, jobs, models
@@ -65,7 +66,9 @@ def create_app(launcher: Launcher | None = None) -> FastAPI:
     def healthz() -> Response:
         return Response("ok")
 
-    http.configure(app, "orchestrator", max_body_bytes=settings.max_request_bytes)
+    http.configure(
+        app, "orchestrator", max_body_bytes=settings.max_request_bytes, rule_statuses=_RULE_STATUSES
+    )
     _document_report_schema(app)
     # The dashboard calls the API from its own origin (Amplify's domain; another loopback port locally).
     http.allow_cross_origin(
@@ -75,6 +78,20 @@ def create_app(launcher: Launcher | None = None) -> FastAPI:
         headers=["Authorization", "Content-Type"],
     )
     return app
+
+
+# The error statuses that come from the use cases' rules, beyond those each route's shape implies
+# (see http.document_errors): a record in the wrong state (409), an id in the body that names
+# nothing of the caller's (404), a quota (429), an API key that is unknown or revoked (401).
+_RULE_STATUSES = {
+    "POST /v1/models/{model_id}/commit": (409,),
+    "GET /v1/datasets/{dataset_id}/sample": (409,),
+    "POST /v1/jobs": (404, 409, 429),
+    "GET /v1/jobs/{job_id}/model": (409,),
+    "POST /v1/evaluations": (404, 409, 429),
+    "GET /v1/evaluations/{evaluation_id}/report": (409,),
+    "POST /v1/devices/token": (401, 409, 429),
+}
 
 
 def _document_report_schema(app: FastAPI) -> None:
@@ -148,7 +165,7 @@ def _people_routes(verifier: CognitoVerifier, launcher: Launcher) -> APIRouter:
         return models.create_import(caller, body.name)
 
     @people.post("/models/{model_id}/commit", tags=["models"])
-    def commit_model(model_id: str, caller: Scientist) -> models.ModelView:
+    def commit_model(model_id: Identifier, caller: Scientist) -> models.ModelView:
         """Validate the upload and mark the model ready.
 
         Weights are checked against the architecture. An ONNX file is first converted, in a
@@ -163,7 +180,7 @@ def _people_routes(verifier: CognitoVerifier, launcher: Launcher) -> APIRouter:
         return models.list_owned(caller)
 
     @people.get("/models/{model_id}", tags=["models"])
-    def get_model(model_id: str, caller: Scientist) -> models.ModelView:
+    def get_model(model_id: Identifier, caller: Scientist) -> models.ModelView:
         return models.ModelView.of(models.owned(caller, model_id))
 
     @people.get("/datasets", tags=["datasets"])
@@ -188,7 +205,7 @@ def _people_routes(verifier: CognitoVerifier, launcher: Launcher) -> APIRouter:
         return datasets.register(caller, body)
 
     @people.get("/datasets/{dataset_id}", tags=["datasets"])
-    def get_dataset(dataset_id: str, caller: Person) -> datasets.DatasetView:
+    def get_dataset(dataset_id: Identifier, caller: Person) -> datasets.DatasetView:
         """A dataset and the state of its sample (scientists, and the app developer who registered it).
 
         Its seed only for the app developer who registered it.
@@ -197,7 +214,7 @@ def _people_routes(verifier: CognitoVerifier, launcher: Launcher) -> APIRouter:
 
     @people.get("/datasets/{dataset_id}/sample", tags=["datasets"])
     def download_sample(
-        dataset_id: str,
+        dataset_id: Identifier,
         caller: Person,
         fmt: Annotated[SampleFormat, Query(alias="format", description="csv or parquet")] = "csv",
     ) -> storage.Download:
@@ -205,22 +222,24 @@ def _people_routes(verifier: CognitoVerifier, launcher: Launcher) -> APIRouter:
         return datasets.sample(caller, dataset_id, fmt)
 
     @people.post("/datasets/{dataset_id}/api-keys", status_code=201, tags=["datasets"])
-    def create_api_key(dataset_id: str, caller: Person) -> datasets.ApiKeyCreated:
+    def create_api_key(dataset_id: Identifier, caller: Person) -> datasets.ApiKeyCreated:
         """Create an API key for the app; it is shown once and stored only as a hash."""
         return datasets.create_api_key(caller, dataset_id)
 
     @people.get("/datasets/{dataset_id}/api-keys", tags=["datasets"])
-    def list_api_keys(dataset_id: str, caller: Person) -> list[datasets.ApiKeyView]:
+    def list_api_keys(dataset_id: Identifier, caller: Person) -> list[datasets.ApiKeyView]:
         """The dataset's keys, without their secrets."""
         return datasets.list_api_keys(caller, dataset_id)
 
     @people.delete("/datasets/{dataset_id}/api-keys/{key_id}", tags=["datasets"])
-    def revoke_api_key(dataset_id: str, key_id: str, caller: Person) -> datasets.ApiKeyView:
+    def revoke_api_key(dataset_id: Identifier, key_id: Identifier, caller: Person) -> datasets.ApiKeyView:
         """Revoke a key: its devices get no new tokens."""
         return datasets.revoke_api_key(caller, dataset_id, key_id)
 
     @people.delete("/datasets/{dataset_id}/devices/{device_id}", tags=["datasets"])
-    def forget_device(dataset_id: str, device_id: str, caller: Person) -> devices.DeviceRegistrationView:
+    def forget_device(
+        dataset_id: Identifier, device_id: Identifier, caller: Person
+    ) -> devices.DeviceRegistrationView:
         """Delete a device's registered key (app developers): the id's next token exchange registers anew.
 
         For a device that lost its key; tokens issued before live out their short TTL.
@@ -228,7 +247,7 @@ def _people_routes(verifier: CognitoVerifier, launcher: Launcher) -> APIRouter:
         return devices.forget(caller, dataset_id, device_id)
 
     @people.get("/datasets/{dataset_id}/jobs", tags=["datasets"])
-    def dataset_jobs(dataset_id: str, caller: Person) -> list[jobs.DatasetJobView]:
+    def dataset_jobs(dataset_id: Identifier, caller: Person) -> list[jobs.DatasetJobView]:
         """The training jobs on the app's devices, newest first (the app developer who registered it).
 
         Each job's progress only: the scientist's model and configuration are not shown.
@@ -249,12 +268,12 @@ def _people_routes(verifier: CognitoVerifier, launcher: Launcher) -> APIRouter:
         return jobs.list_owned(caller)
 
     @people.get("/jobs/{job_id}", tags=["training"])
-    def job_status(job_id: str, caller: Scientist) -> jobs.JobView:
+    def job_status(job_id: Identifier, caller: Scientist) -> jobs.JobView:
         """Status, with each round's reports, samples, loss and accuracy."""
         return jobs.status(caller, job_id)
 
     @people.get("/jobs/{job_id}/model", tags=["training"])
-    def download_trained_model(job_id: str, caller: Scientist) -> storage.Download:
+    def download_trained_model(job_id: Identifier, caller: Scientist) -> storage.Download:
         """A presigned URL for the trained weights, once the job has completed."""
         return jobs.download_trained(caller, job_id)
 
@@ -281,13 +300,13 @@ def _people_routes(verifier: CognitoVerifier, launcher: Launcher) -> APIRouter:
         return evaluations.create_upload(caller, body)
 
     @people.get("/evaluations/{evaluation_id}", tags=["evaluations"])
-    def evaluation_status(evaluation_id: str, caller: Scientist) -> evaluations.EvaluationView:
+    def evaluation_status(evaluation_id: Identifier, caller: Scientist) -> evaluations.EvaluationView:
         """Status, progress and, once completed, the headline numbers."""
         return evaluations.status(caller, evaluation_id)
 
     @people.get("/evaluations/{evaluation_id}/report", tags=["evaluations"])
     def download_report(
-        evaluation_id: str,
+        evaluation_id: Identifier,
         caller: Scientist,
         fmt: Annotated[Literal["html", "json"], Query(alias="format", description="html or json")] = "html",
     ) -> storage.Download:

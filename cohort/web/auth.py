@@ -9,7 +9,7 @@ from time import time
 import jwt
 
 from cohort.catalogue import Group
-from cohort.domain.errors import Forbidden, Unauthorized
+from cohort.domain.errors import Forbidden, Unauthorized, Unavailable
 from cohort.settings import Settings
 
 DEVICE_TOKEN_AUDIENCE = "cohort-device"  # noqa: S105 (a claim value, not a secret)
@@ -58,7 +58,8 @@ class CognitoVerifier:
                 options={"require": ["exp", "iat", "sub", "token_use", "aud", "iss"]},
             )
         except jwt.PyJWKClientConnectionError:
-            raise Unauthorized("the identity provider's keys could not be fetched; try again") from None
+            # The token may be fine: it is the identity provider that cannot be reached now.
+            raise Unavailable("the identity provider's keys could not be fetched; try again") from None
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"invalid ID token: {exc}") from None
         if claims["token_use"] != "id":  # noqa: S105

@@ -98,7 +98,7 @@ def test_a_bad_schema_is_refused_with_every_problem_and_nothing_is_registered(pe
         )
 
     assert refused.value.status == 422
-    problems = {(tuple(p["loc"]), p["msg"]) for p in refused.value.detail}
+    problems = {(tuple(p["loc"]), p["msg"]) for p in refused.value.errors}
     assert problems == {
         (("body", "attributes", 0), "attribute 'bmi': min 40 > max 10"),
         (("body", "attributes", 1), "attribute 'mood': a category needs at least one choice"),

@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 from cohort.domain.architecture import ArchitectureSpec, parse_architecture
 from cohort.domain.errors import Conflict, Forbidden, InvalidInput
 from cohort.domain.records import (
+    OPEN_JOB_STATUSES,
     JobStatus,
     ParticipationStatus,
     RoundRecord,
@@ -107,7 +108,7 @@ class FederatedNode:
     def start(self) -> None:
         job = self._store.job()
         self._job = job
-        if job.status not in (JobStatus.PENDING, JobStatus.RUNNING):
+        if job.status not in OPEN_JOB_STATUSES:
             self.finished.set()
             return
         model = self._store.model(job.model_id)

@@ -157,14 +157,17 @@ class CohortClient:
         return self._request("GET", "/v1/jobs")
 
     def wait_until_running(self, job_id: str, *, timeout: float = 300.0) -> dict:
-        """Poll until the job's node has started (or the job has ended); returns the job."""
+        """Poll until the job runs on a node that devices can find (or it has ended); returns the job."""
         give_up_at = time.monotonic() + timeout
         while True:
             job = self.job(job_id)
-            if job["status"] != "starting":
+            node = job.get("node") or {}
+            # The node marks the job running as it starts; its URL is recorded once its launch returns.
+            if job["status"] in ("completed", "failed") or (
+                job["status"] == "running" and node.get("health") in ("booting", "healthy")
+            ):
                 return job
             if time.monotonic() >= give_up_at:
-                node = job.get("node") or {}
                 raise TimeoutError(
                     f"job {job_id} is still starting after {timeout:.0f}s; its node is "
                     f"{node.get('health', 'unknown')} ({node.get('detail') or 'no detail'})"

@@ -86,7 +86,9 @@ class NodeView(BaseModel):
     checked_at: str | None = Field(description="When the supervisor last checked it")
     launches: int = Field(description="How often the job's node was launched, relaunches included")
     max_launches: int = Field(description="After this many launches a node that stops fails the job")
-    detail: str | None = Field(description="Why it is not healthy, or why it was last relaunched")
+    detail: str | None = Field(
+        description="The last problem seen with it: why it is not healthy, or why it was last relaunched"
+    )
 
     @classmethod
     def of(cls, record: TrainingJobRecord) -> NodeView | None:

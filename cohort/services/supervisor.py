@@ -179,10 +179,9 @@ class Supervisor:
         actions = [
             TrainingJobRecord.node_health.set(action.health),
             TrainingJobRecord.node_checked_at.set(now),
-            TrainingJobRecord.node_detail.set(action.detail)
-            if action.detail
-            else TrainingJobRecord.node_detail.remove(),
         ]
+        if action.detail:
+            actions.append(TrainingJobRecord.node_detail.set(action.detail))
         if record.node_health != action.health:
             actions.append(TrainingJobRecord.node_health_since.set(now))
             log.info("the node of job %s is %s %s", record.job_id, action.health, action.detail or "")
@@ -190,20 +189,16 @@ class Supervisor:
 
     def _claim_and_launch(self, record: TrainingJobRecord, action: Launch) -> None:
         now = self._now()
-        self._update(
-            record,
-            [
-                TrainingJobRecord.status.set(JobStatus.STARTING),
-                TrainingJobRecord.node_launches.set(action.number),
-                TrainingJobRecord.node_health.set(NodeHealth.LAUNCHING),
-                TrainingJobRecord.node_health_since.set(now),
-                TrainingJobRecord.node_checked_at.set(now),
-                TrainingJobRecord.node_detail.set(action.reason)
-                if action.reason
-                else TrainingJobRecord.node_detail.remove(),
-            ],
-            _same_launch(record) & _open(),
-        )
+        actions = [
+            TrainingJobRecord.status.set(JobStatus.STARTING),
+            TrainingJobRecord.node_launches.set(action.number),
+            TrainingJobRecord.node_health.set(NodeHealth.LAUNCHING),
+            TrainingJobRecord.node_health_since.set(now),
+            TrainingJobRecord.node_checked_at.set(now),
+        ]
+        if action.reason:
+            actions.append(TrainingJobRecord.node_detail.set(f"launch {action.number - 1}: {action.reason}"))
+        self._update(record, actions, _same_launch(record) & _open())
         if action.reason:
             log.warning(
                 "relaunching the node of job %s (launch %d): %s", record.job_id, action.number, action.reason
@@ -214,6 +209,7 @@ class Supervisor:
             )
 
     def _launch(self, job_id: str, number: int, previous_ref: str | None) -> None:
+        up = False
         try:
             if previous_ref:
                 self._stop_quietly(job_id, previous_ref)  # a hung node must not keep serving
@@ -226,7 +222,7 @@ class Supervisor:
                     number,
                     [
                         TrainingJobRecord.node_health.set(NodeHealth.DOWN),
-                        TrainingJobRecord.node_detail.set(f"launch {number} failed: {exc}"),
+                        TrainingJobRecord.node_detail.set(f"it did not start: {exc}"),
                     ],
                 )
                 return
@@ -238,7 +234,6 @@ class Supervisor:
                         TrainingJobRecord.node_url.set(node.url),
                         TrainingJobRecord.node_ref.set(node.ref),
                         TrainingJobRecord.node_health.set(NodeHealth.BOOTING),
-                        TrainingJobRecord.node_detail.remove(),
                     ],
                 )
             except _Superseded:
@@ -246,12 +241,14 @@ class Supervisor:
                 self._stop_quietly(job_id, node.ref)
                 return
             log.info("launch %d of the node of job %s is up at %s", number, job_id, node.url)
+            up = True
         except Exception:
             log.exception("launch %d of the node of job %s went wrong", number, job_id)
         finally:
             with self._lock:
                 self._in_flight.pop(job_id, None)
-            self._wake.set()  # check the new node, or launch the next one, without waiting out the pass
+            if up:
+                self._wake.set()  # check the new node now; after a failed launch, wait for the next pass
 
     def _after_launch(self, job_id: str, number: int, actions: list) -> None:
         now = self._now()

@@ -174,7 +174,7 @@ def test_a_dead_node_is_relaunched_and_the_job_is_starting_meanwhile(
         NodeHealth.LAUNCHING,
         2,
     )
-    assert record.node_detail == "its process exited with code -9"
+    assert record.node_detail == "launch 1: its process exited with code -9"
 
     # And once the second node is up, the first was stopped and the job points at the second
     launcher.hold.set()

@@ -39,6 +39,7 @@ from cohort.domain.records import (
     NodeHealth,
     TrainingJobRecord,
 )
+from cohort.notify.training import notify_training_finished
 from cohort.services.launcher import LaunchedNode, Launcher, Liveness, NodeCheck
 from cohort.services.supervision import (
     Action,
@@ -279,6 +280,10 @@ class Supervisor:
             _same_launch(record) & _open(),
         )
         log.warning("job %s failed: %s", record.job_id, action.reason)
+        try:
+            notify_training_finished(record)  # its node cannot tell the owner: it never kept running
+        except Exception:
+            log.exception("the training-finished notification of job %s was not queued", record.job_id)
         self._release(record)
 
     # -- helpers ------------------------------------------------------------------------------

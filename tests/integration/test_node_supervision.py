@@ -11,10 +11,12 @@ import signal
 import time
 
 import httpx
+import pytest
 import torch
 
 from cohort import aws, storage
 from cohort.catalogue import Bucket
+from cohort.cli import _show_fl_nodes
 from cohort.domain.architecture import parse_architecture
 from cohort.domain.records import ModelRecord, TrainingJobRecord, bind_tables
 from cohort.domain.weights import TensorSignature, decode, encode
@@ -81,7 +83,7 @@ def test_starting_a_job_answers_before_its_node_is_up(platform: PlatformState, s
 
 
 def test_a_killed_node_is_relaunched_and_its_round_counts_every_report_once(
-    platform: PlatformState, setting: Setting
+    platform: PlatformState, setting: Setting, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Given a round that needs three reports, two of which the node has accepted, and a third
     # device admitted to it that has not reported yet
@@ -109,6 +111,10 @@ def test_a_killed_node_is_relaunched_and_its_round_counts_every_report_once(
         "relaunched",
     )
     assert "launch 1: its process exited with code -9" in job["node"]["detail"]
+    # and `cohort status` shows the node healthy, on its second launch
+    _show_fl_nodes(platform)
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if job_id in line]
+    assert f"node healthy (launch 2 of {get_settings().max_node_launches}" in line
     # and devices find the new node through the listing
     relaunched = first.node_url(job_id)
     assert relaunched != node

@@ -14,10 +14,13 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from cohort.domain.records import JobStatus, NodeHealth, TrainingJobRecord, utcnow
+from cohort.catalogue import Group
+from cohort.domain.records import JobStatus, ModelRecord, NodeHealth, TrainingJobRecord, UserRecord, utcnow
 from cohort.services.launcher import LaunchedNode, Liveness, NodeCheck
 from cohort.services.supervisor import Supervisor
 from cohort.settings import Settings, get_settings
+
+from .functions import queued_notifications
 
 pytestmark = pytest.mark.usefixtures("account")
 
@@ -66,13 +69,19 @@ def _settings(**overrides: object) -> Settings:
 
 def _new_job() -> TrainingJobRecord:
     """A job as POST /v1/jobs leaves it: starting, on the live-node index, its node waiting."""
+    owner = UserRecord(uuid.uuid4().hex, email="scientist@example.org", role=Group.SCIENTISTS)
+    owner.save()
+    model = ModelRecord(
+        uuid.uuid4().hex, owner_id=owner.user_id, name="tiny", weights_key="models/initial.safetensors"
+    )
+    model.save()
     job = TrainingJobRecord(
         uuid.uuid4().hex,
-        owner_id="owner",
-        model_id="model",
+        owner_id=owner.user_id,
+        model_id=model.model_id,
         dataset_id="dataset",
         client_config={},
-        server_config={},
+        server_config={"rounds": 2},
         global_weights_key="models/initial.safetensors",
         status=JobStatus.STARTING,
         live_node=get_settings().launcher,
@@ -203,6 +212,14 @@ def test_a_node_that_cannot_start_fails_the_job_with_the_reason(
     assert record.status == JobStatus.FAILED
     assert "launched 3 times" in record.status_reason
     assert "exited with code 3; see fl-node.log" in record.status_reason
+    # and its owner is told
+    [notice] = [n for n in queued_notifications() if n.get("job_id") == job.job_id]
+    assert (notice["kind"], notice["status"], notice["to"]) == (
+        "training_finished",
+        "failed",
+        "scientist@example.org",
+    )
+    assert "exited with code 3" in notice["reason"]
     # and the job left the live-node index, its node released
     assert record.live_node is None
     assert record.node_health == NodeHealth.RELEASED

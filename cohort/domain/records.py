@@ -165,7 +165,7 @@ OPEN_JOB_STATUSES = (JobStatus.STARTING, JobStatus.RUNNING)
 
 
 class NodeHealth(StrEnum):
-    """What the orchestrator's supervisor last found of a job's FL node (cohort/services/supervisor.py)."""
+    """What the orchestrator last found of a job's FL node; its supervisor checks every few seconds."""
 
     WAITING = "waiting"  # none runs; the supervisor launches one at its next pass
     LAUNCHING = "launching"  # a launch is under way (node_launches counts it)

@@ -108,15 +108,15 @@ class Supervisor:
 
     def _run(self) -> None:
         while not self._stopping.is_set():
+            self._wake.clear()  # a wake during the pass below runs the next one at once
             try:
                 self.run_pass()
             except Exception:
                 log.exception("a supervision pass failed; the next one retries")
             self._wake.wait(self._interval)
-            self._wake.clear()
 
     def wait_for_launches(self, timeout: float) -> None:
-        """Block until the launches under way have ended (tests; shutdown)."""
+        """Block until the launches under way have ended (for tests, which then read their outcome)."""
         with self._lock:
             running = list(self._in_flight.values())
         for future in running:

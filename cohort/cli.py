@@ -12,7 +12,7 @@ import httpx
 import typer
 from pynamodb.exceptions import PynamoDBException
 
-from cohort.domain.records import TrainingJobRecord
+from cohort.domain.records import TrainingJobRecord, utcnow
 from cohort.local.platform import STATE_FILE, LocalPlatform, PlatformState, use_emulator
 from cohort.processes import is_alive
 from cohort.settings import get_settings
@@ -137,7 +137,7 @@ def _health(url: str) -> str:
 
 
 def _show_fl_nodes(state: PlatformState) -> None:
-    """The FL nodes still registered, read from the jobs table on the emulator."""
+    """The jobs that have or need an FL node, with the node's health as the supervisor last found it."""
     use_emulator(state.emulator_url, state.region)
     try:
         nodes = list(TrainingJobRecord.by_live_node.query(get_settings().launcher))
@@ -146,7 +146,21 @@ def _show_fl_nodes(state: PlatformState) -> None:
         return
     typer.echo(f"FL nodes      {len(nodes)}")
     for job in nodes:
-        typer.echo(f"  job {job.job_id}  {job.status:<9} round {int(job.current_round):<4} {job.node_url}")
+        typer.echo(
+            f"  job {job.job_id}  {job.status:<9} round {int(job.current_round):<4} "
+            f"node {_node_health(job)}  {job.node_url or ''}".rstrip()
+        )
+
+
+def _node_health(job: TrainingJobRecord) -> str:
+    """E.g. "healthy (launch 1 of 3, checked 4s ago)" or "down (launch 2 of 3, ...): why"."""
+    if job.node_health is None:
+        return "unsupervised"
+    facts = [f"launch {int(job.node_launches or 0)} of {get_settings().max_node_launches}"]
+    if job.node_checked_at is not None:
+        facts.append(f"checked {(utcnow() - job.node_checked_at).total_seconds():.0f}s ago")
+    detail = f": {job.node_detail}" if job.node_detail else ""
+    return f"{job.node_health} ({', '.join(facts)}){detail}"
 
 
 @app.command()

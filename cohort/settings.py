@@ -53,6 +53,19 @@ class Settings(BaseSettings):
     ecs_vpc_id: str = ""
     log_dir: str = ".cohort/logs"  # local launcher: one log file per FL node
 
+    # The orchestrator's node supervisor (cohort/services/supervisor.py). Each pass it checks every
+    # job's node, giving each health check the timeout below; a node whose process or task ends is
+    # relaunched at once, one that does not answer after the grace. A node that is not healthy within
+    # the start timeout counts as a failed launch; after max_node_launches launches the job fails.
+    # With these defaults a job is never `running` without a live node for more than 30 s
+    # (2 x interval + 2 x health timeout + grace; docs/architecture.md derives it).
+    supervise_interval_seconds: float = Field(5.0, gt=0, le=60)
+    node_health_timeout_seconds: float = Field(2.0, gt=0, le=30)
+    node_unreachable_grace_seconds: float = Field(10.0, ge=0, le=600)
+    node_start_timeout_seconds: float = Field(90.0, gt=0, le=900)
+    max_node_launches: int = Field(3, ge=1, le=20)
+    max_concurrent_node_launches: int = Field(4, ge=1, le=32)  # launches run beside the passes
+
     # Notifications are sent from this SES identity; the email function may send from no other.
     sender_email: str = "notifications@cohort.local"
 

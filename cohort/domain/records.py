@@ -159,13 +159,25 @@ class ModelRecord(_Record):
 
 
 class JobStatus(StrEnum):
-    PENDING = "pending"
-    RUNNING = "running"
+    STARTING = "starting"  # its node is being launched, or relaunched after it stopped
+    RUNNING = "running"  # its node runs the rounds
     COMPLETED = "completed"
     FAILED = "failed"
 
 
-OPEN_JOB_STATUSES = (JobStatus.PENDING, JobStatus.RUNNING)
+OPEN_JOB_STATUSES = (JobStatus.STARTING, JobStatus.RUNNING)
+
+
+class NodeHealth(StrEnum):
+    """What the orchestrator last found of a job's FL node; its supervisor checks every few seconds."""
+
+    WAITING = "waiting"  # none runs; the supervisor launches one at its next pass
+    LAUNCHING = "launching"  # a launch is under way (node_launches counts it)
+    BOOTING = "booting"  # launched; its task has not started serving yet (ECS)
+    HEALTHY = "healthy"
+    UNREACHABLE = "unreachable"  # its process runs but does not answer its health check
+    DOWN = "down"  # its launch failed or it stopped; relaunched at the next pass, within the limit
+    RELEASED = "released"  # the job ended and its node was stopped
 
 
 class TrainingJobRecord(_Record):
@@ -183,7 +195,8 @@ class TrainingJobRecord(_Record):
         status = UnicodeAttribute(range_key=True)
 
     class LiveNodeIndex(GlobalSecondaryIndex):
-        """Sparse: holds only jobs whose node is still registered, so releasing them needs no scan."""
+        """Sparse: holds every job from its creation until its node is released, so the supervisor
+        finds each job that needs a node, or whose node must be checked or released, without a scan."""
 
         class Meta:
             index_name = "live-node-index"
@@ -200,11 +213,18 @@ class TrainingJobRecord(_Record):
     dataset_id = UnicodeAttribute()
     client_config = JSONAttribute()
     server_config = JSONAttribute()
-    status = UnicodeAttribute(default=JobStatus.PENDING)
+    status = UnicodeAttribute(default=JobStatus.STARTING)
     status_reason = UnicodeAttribute(null=True)
     node_url = UnicodeAttribute(null=True)
     node_ref = UnicodeAttribute(null=True)  # launcher-specific handle: a pid or a task ARN
-    live_node = UnicodeAttribute(null=True)  # the launcher kind, until the node is released
+    live_node = UnicodeAttribute(null=True)  # the launcher kind, from creation until the node is released
+    # The supervisor's view of the node: its NodeHealth, since when, when it was last checked,
+    # how many launches the job has had, and why the last one failed or stopped.
+    node_health = UnicodeAttribute(null=True)
+    node_health_since = UTCDateTimeAttribute(null=True)
+    node_checked_at = UTCDateTimeAttribute(null=True)
+    node_launches = NumberAttribute(default=0)
+    node_detail = UnicodeAttribute(null=True)
     current_round = NumberAttribute(default=1)
     round_attempt = NumberAttribute(default=1)
     global_weights_key = UnicodeAttribute()  # the model the current round trains

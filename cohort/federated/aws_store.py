@@ -24,11 +24,9 @@ from cohort.domain.records import (
     RoundRecord,
     RoundStatus,
     TrainingJobRecord,
-    UserRecord,
     attempt_prefix,
     participation_slot,
 )
-from cohort.domain.training import ServerConfig
 from cohort.domain.weights import Tensors, TensorSignature, decode, encode
 from cohort.evaluation import jobs as evaluation_jobs
 from cohort.federated.node_store import (
@@ -38,8 +36,7 @@ from cohort.federated.node_store import (
     round_updates_prefix,
     update_key,
 )
-from cohort.notify.messages import MAX_REASON, TrainingFinished
-from cohort.notify.queue import enqueue
+from cohort.notify.training import notify_training_finished
 
 # Participation records outlive their job by this long, then DynamoDB's TTL removes them.
 PARTICIPATION_RETENTION = timedelta(days=30)
@@ -84,22 +81,7 @@ class AwsNodeStore:
         return job  # update() reads every attribute back from DynamoDB's answer
 
     def notify_owner(self, job: TrainingJobRecord) -> None:
-        completed = [r for r in self.rounds() if r.status == RoundStatus.COMPLETED]
-        last = completed[-1] if completed else None
-        enqueue(
-            TrainingFinished(
-                notification_id=f"training-finished-{job.job_id}",
-                to=UserRecord.get(job.owner_id).email,
-                job_id=job.job_id,
-                model_name=self.model(job.model_id).name,
-                status=job.status,
-                reason=(job.status_reason or "")[:MAX_REASON],
-                rounds_completed=len(completed),
-                total_rounds=ServerConfig.model_validate(job.server_config).rounds,
-                final_loss=last.loss if last else None,
-                final_accuracy=last.accuracy if last else None,
-            )
-        )
+        notify_training_finished(job)
 
     def request_evaluation(self, job: TrainingJobRecord) -> str | None:
         return evaluation_jobs.evaluate_trained(job)

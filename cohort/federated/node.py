@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 from cohort.domain.architecture import ArchitectureSpec, parse_architecture
 from cohort.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from cohort.domain.records import (
+    OPEN_JOB_STATUSES,
     JobStatus,
     ParticipationStatus,
     RoundRecord,
@@ -125,7 +126,7 @@ class FederatedNode:
         (the order of those writes is in :mod:`cohort.federated.node_store`)."""
         job = self._store.job()
         self._job = job
-        if job.status not in (JobStatus.PENDING, JobStatus.RUNNING):
+        if job.status not in OPEN_JOB_STATUSES:
             self.finished.set()
             return
         model = self._store.model(job.model_id)

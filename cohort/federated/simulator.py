@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -9,6 +10,8 @@ import torch
 
 from cohort.datasets.digits import Split, non_iid_shards
 from cohort.federated.device import DeviceClient, DeviceError, ParticipationStats
+
+_LISTING_POLL_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -36,10 +39,13 @@ def simulate(
     def run_device(index: int) -> ParticipationStats:
         device = DeviceClient(orchestrator_url, api_key, f"sim-device-{index:04d}", shards[index])
         try:
-            jobs = {job["job_id"]: job for job in device.open_jobs()}
-            if job_id not in jobs:
-                raise DeviceError(f"job {job_id} is not open for this device's app")
-            return device.participate(jobs[job_id], max_seconds=max_seconds, seed=seed + index)
+            give_up_at = time.monotonic() + max_seconds
+            # A job is listed once its node is up: a job just started may not be yet.
+            while (job := _listed(device, job_id)) is None:
+                if time.monotonic() >= give_up_at:
+                    raise DeviceError(f"job {job_id} is not open for this device's app")
+                time.sleep(_LISTING_POLL_SECONDS)
+            return device.participate(job, max_seconds=give_up_at - time.monotonic(), seed=seed + index)
         finally:
             device.close()
 
@@ -51,3 +57,7 @@ def simulate(
             except Exception as exc:  # one broken device must not end the simulation
                 errors.append(f"{type(exc).__name__}: {exc}")
     return SimulationResult(devices=num_devices, stats=stats, errors=errors)
+
+
+def _listed(device: DeviceClient, job_id: str) -> dict | None:
+    return next((job for job in device.open_jobs() if job["job_id"] == job_id), None)

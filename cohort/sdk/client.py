@@ -145,7 +145,11 @@ class CohortClient:
         *,
         evaluate_on_completion: Mapping | None = None,
     ) -> dict:
-        """Start a job; with an evaluation spec in ``evaluate_on_completion``, evaluate the trained model."""
+        """Start a job; with an evaluation spec in ``evaluate_on_completion``, evaluate the trained model.
+
+        The job comes back ``starting``: its FL node is launched in the background
+        (:meth:`wait_until_running` waits for it).
+        """
         body: dict[str, Any] = {
             "model_id": model_id,
             "dataset_id": dataset_id,
@@ -161,6 +165,24 @@ class CohortClient:
 
     def jobs(self) -> list[dict]:
         return self._request("GET", "/v1/jobs")
+
+    def wait_until_running(self, job_id: str, *, timeout: float = 300.0) -> dict:
+        """Poll until the job runs on a node that devices can find (or it has ended); returns the job."""
+        give_up_at = time.monotonic() + timeout
+        while True:
+            job = self.job(job_id)
+            node = job.get("node") or {}
+            # The node marks the job running as it starts; its URL is recorded once its launch returns.
+            if job["status"] in ("completed", "failed") or (
+                job["status"] == "running" and node.get("health") in ("booting", "healthy")
+            ):
+                return job
+            if time.monotonic() >= give_up_at:
+                raise TimeoutError(
+                    f"job {job_id} is still starting after {timeout:.0f}s; its node is "
+                    f"{node.get('health', 'unknown')} ({node.get('detail') or 'no detail'})"
+                )
+            time.sleep(0.3)
 
     def wait_for_job(self, job_id: str, *, timeout: float = 600.0, progress: bool = True) -> dict:
         """Poll until the job completes or fails, with a progress bar over rounds."""

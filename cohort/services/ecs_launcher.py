@@ -3,7 +3,8 @@
 Each job gets one task in the private subnets, one ``ip`` target group holding
 the task's address, and one listener rule that forwards ``/jobs/{job_id}/*`` to
 that group. Devices use the public base URL (API Gateway, VPC link, internal
-ALB) and never see the task's private IP. ``stop`` removes all three.
+ALB) and never see the task's private IP. ``check`` reads the task's state from
+ECS; ``stop`` removes all three.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from botocore.exceptions import ClientError
 
 from cohort import aws
 from cohort.catalogue import NODE_PORT
-from cohort.services.launcher import LaunchedNode
+from cohort.services.launcher import LaunchedNode, Liveness, NodeCheck
 from cohort.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,10 @@ MAX_RULE_PRIORITY = 50_000
 _TARGET_GROUP_NAME_MAX = 32
 _TARGET_GROUP_PREFIX = "cohort-"
 _PRIORITY_ATTEMPTS = 5
+# A task's lastStatus on its way up, and on its way down
+# (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-lifecycle.html).
+_BOOTING_STATUSES = frozenset({"PROVISIONING", "PENDING", "ACTIVATING"})
+_STOPPING_STATUSES = frozenset({"DEACTIVATING", "STOPPING", "DEPROVISIONING", "STOPPED", "DELETED"})
 
 
 class EcsLauncherConfigError(ValueError):
@@ -164,9 +169,9 @@ class EcsLauncher:
                 ) from error
         return self._public_base_url
 
-    def launch(self, job_id: str) -> LaunchedNode:
+    def launch(self, job_id: str, number: int) -> LaunchedNode:
         url = self.node_url(job_id)  # before anything is started: no URL, no node
-        task_arn = self._run_task(job_id)
+        task_arn = self._run_task(job_id, number)
         resources = NodeResources(task_arn=task_arn)
         try:
             # The target group is created while the task is still provisioning.
@@ -182,6 +187,24 @@ class EcsLauncher:
         log.info("FL node for job %s is task %s, routed via rule %s", job_id, task_arn, rule_arn)
         return LaunchedNode(url=url, ref=resources.to_ref())
 
+    def check(self, job_id: str, node: LaunchedNode) -> NodeCheck:
+        """The task's state as ECS reports it: booting, running, or stopping and stopped."""
+        task_arn = NodeResources.from_ref(node.ref).task_arn
+        if not task_arn:
+            return NodeCheck(Liveness.DEAD, "its task is not known")
+        described = self._ecs.describe_tasks(cluster=self._cluster, tasks=[task_arn])
+        tasks = described.get("tasks") or []
+        if not tasks:
+            return NodeCheck(Liveness.DEAD, f"its task {task_arn} is gone from cluster {self._cluster}")
+        task = tasks[0]
+        status = task.get("lastStatus", "")
+        if status in _STOPPING_STATUSES or task.get("desiredStatus") == "STOPPED":
+            reason = task.get("stoppedReason") or task.get("stopCode") or "no reason given"
+            return NodeCheck(Liveness.DEAD, f"its task is {status.lower() or 'stopping'}: {reason}")
+        if status in _BOOTING_STATUSES:
+            return NodeCheck(Liveness.BOOTING, f"its task is {status.lower()}")
+        return NodeCheck(Liveness.HEALTHY)
+
     def stop(self, job_id: str, ref: str) -> None:
         resources = NodeResources.from_ref(ref) if ref else NodeResources()
         if not resources.rule_arn or not resources.target_group_arn:
@@ -190,7 +213,7 @@ class EcsLauncher:
 
     # -- ECS ------------------------------------------------------------------
 
-    def _run_task(self, job_id: str) -> str:
+    def _run_task(self, job_id: str, number: int) -> str:
         container = self._settings.catalogue.fl_node_container
         command = [
             "python",
@@ -218,8 +241,9 @@ class EcsLauncher:
             overrides={"containerOverrides": [{"name": container, "command": command}]},
             startedBy=STARTED_BY,
             tags=[{"key": JOB_TAG, "value": job_id}],
-            # A retried launch for the same job returns the same task instead of a second one.
-            clientToken=_client_token(job_id),
+            # A retried call for the same launch returns its task instead of a second one; a
+            # relaunch (a new number) gets a new task.
+            clientToken=_client_token(job_id, number),
         )
         failures = response.get("failures") or []
         tasks = response.get("tasks") or []
@@ -424,9 +448,10 @@ class EcsLauncher:
             raise
 
 
-def _client_token(job_id: str) -> str:
+def _client_token(job_id: str, number: int) -> str:
     # ECS accepts tokens of up to 64 characters.
-    return job_id if len(job_id) <= 64 else hashlib.sha256(job_id.encode()).hexdigest()
+    token = f"{job_id}-{number}"
+    return token if len(token) <= 64 else hashlib.sha256(token.encode()).hexdigest()
 
 
 def _private_ip(task: dict[str, Any]) -> str | None:

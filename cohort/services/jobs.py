@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import uuid
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -14,6 +13,7 @@ from cohort.domain.identifiers import Identifier
 from cohort.domain.records import (
     OPEN_JOB_STATUSES,
     JobStatus,
+    NodeHealth,
     ParticipationRecord,
     ParticipationStatus,
     RoundRecord,
@@ -26,12 +26,9 @@ from cohort.domain.training import ClientConfig, ServerConfig
 from cohort.evaluation import jobs as evaluation_jobs
 from cohort.evaluation.spec import EvaluationSpec
 from cohort.services import datasets, models, quotas
-from cohort.services.launcher import Launcher
 from cohort.services.ownership import owned_record
 from cohort.settings import get_settings
 from cohort.web.auth import Principal
-
-log = logging.getLogger(__name__)
 
 
 class TrainingRequest(BaseModel):
@@ -78,6 +75,35 @@ class RoundView(BaseModel):
         )
 
 
+class NodeView(BaseModel):
+    """The job's FL node, as the orchestrator's supervisor last found it."""
+
+    health: NodeHealth = Field(
+        description="waiting (to be launched), launching, booting, healthy, unreachable, down (its launch "
+        "failed or it stopped; relaunched within the limit), released (the job ended)"
+    )
+    since: str | None = Field(description="When it entered this state")
+    checked_at: str | None = Field(description="When the supervisor last checked it")
+    launches: int = Field(description="How often the job's node was launched, relaunches included")
+    max_launches: int = Field(description="After this many launches a node that stops fails the job")
+    detail: str | None = Field(
+        description="The last problem seen with it: why it is not healthy, or why it was last relaunched"
+    )
+
+    @classmethod
+    def of(cls, record: TrainingJobRecord) -> NodeView | None:
+        if record.node_health is None:
+            return None  # a job started before nodes were supervised
+        return cls(
+            health=NodeHealth(record.node_health),
+            since=record.node_health_since.isoformat() if record.node_health_since else None,
+            checked_at=record.node_checked_at.isoformat() if record.node_checked_at else None,
+            launches=int(record.node_launches or 0),
+            max_launches=get_settings().max_node_launches,
+            detail=record.node_detail,
+        )
+
+
 class JobView(BaseModel):
     job_id: str
     model_id: str
@@ -91,6 +117,7 @@ class JobView(BaseModel):
     evaluation_id: str | None = Field(
         description="The robustness evaluation the job asked for on completion, once it has completed"
     )
+    node: NodeView | None = Field(description="The job's FL node and its health")
     created_at: str
     updated_at: str
     rounds: list[RoundView] = Field(default_factory=list)
@@ -110,6 +137,7 @@ class JobView(BaseModel):
             client_config=ClientConfig.model_validate(record.client_config),
             server_config=server_config,
             evaluation_id=evaluation_jobs.auto_evaluation_id(record.job_id) if evaluated else None,
+            node=NodeView.of(record),
             created_at=record.created_at.isoformat(),
             updated_at=record.updated_at.isoformat(),
             rounds=rounds or [],
@@ -161,19 +189,8 @@ class OpenJob(BaseModel):
     current_round: int
 
 
-def release_finished_nodes(launcher: Launcher) -> int:
-    """Stop and deregister the nodes of jobs that have ended; returns how many were released."""
-    released = 0
-    for record in TrainingJobRecord.by_live_node.query(get_settings().launcher):
-        if record.status in OPEN_JOB_STATUSES:
-            continue
-        launcher.stop(record.job_id, record.node_ref or "")
-        record.update(actions=[TrainingJobRecord.live_node.remove()])
-        released += 1
-    return released
-
-
-def start(owner: Principal, request: TrainingRequest, launcher: Launcher) -> JobView:
+def start(owner: Principal, request: TrainingRequest) -> JobView:
+    """Create the job, ``starting``; the supervisor launches its node (cohort/services/supervisor.py)."""
     owner.require(Group.SCIENTISTS)
     quotas.check_training(owner)
     model = models.usable(owner, request.model_id)
@@ -190,27 +207,13 @@ def start(owner: Principal, request: TrainingRequest, launcher: Launcher) -> Job
         server_config=request.server_config.model_dump(mode="json"),
         global_weights_key=model.weights_key,
         evaluation_spec=evaluation.model_dump(mode="json") if evaluation else None,
+        status=JobStatus.STARTING,
+        # On the live-node index from the start: that is where the supervisor finds jobs to launch.
+        live_node=get_settings().launcher,
+        node_health=NodeHealth.WAITING,
+        node_health_since=utcnow(),
     )
     job.save()
-    try:
-        node = launcher.launch(job.job_id)
-    except Exception as exc:
-        log.exception("launching the node for job %s failed", job.job_id)
-        job.update(
-            actions=[
-                TrainingJobRecord.status.set(JobStatus.FAILED),
-                TrainingJobRecord.status_reason.set(f"the FL node could not be started: {exc}"),
-            ]
-        )
-        raise
-    job.update(
-        actions=[
-            TrainingJobRecord.node_url.set(node.url),
-            TrainingJobRecord.node_ref.set(node.ref),
-            TrainingJobRecord.live_node.set(get_settings().launcher),
-            TrainingJobRecord.updated_at.set(utcnow()),
-        ]
-    )
     return JobView.of(job)
 
 
@@ -266,6 +269,8 @@ def download_trained(owner: Principal, job_id: str) -> storage.Download:
 
 
 def open_for_dataset(dataset_id: str) -> list[OpenJob]:
+    """Open jobs whose node has had a URL. While a node is relaunched its job stays listed with the
+    last URL, which devices look up again when it does not answer; an ended job is not listed."""
     jobs = []
     for status_ in OPEN_JOB_STATUSES:
         for record in TrainingJobRecord.by_dataset_status.query(

@@ -4,7 +4,6 @@ Handlers only authenticate and delegate; the use cases live in the service
 modules beside this one.
 """
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -13,7 +12,6 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Response
 from pydantic import BaseModel, ConfigDict, StringConstraints
-from starlette.concurrency import run_in_threadpool
 
 from cohort import storage
 from cohort.catalogue import Group
@@ -25,14 +23,12 @@ from cohort.evaluation.results import EvaluationResult
 from cohort.services import datasets, devices, evaluations, jobs, models
 from cohort.services.ecs_launcher import EcsLauncher
 from cohort.services.launcher import Launcher, LocalProcessLauncher
+from cohort.services.supervisor import Supervisor
 from cohort.settings import Settings, get_settings
 from cohort.web import http
 from cohort.web.auth import CognitoVerifier, DeviceIdentity, DeviceTokens, Principal
 
 log = logging.getLogger(__name__)
-
-# Ended jobs keep their node's route (on AWS, a load-balancer rule) until this sweep releases it.
-_RELEASE_INTERVAL_SECONDS = 10.0
 
 
 ModelName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
@@ -53,13 +49,14 @@ class ModelImportRequest(BaseModel):
 def create_app(launcher: Launcher | None = None) -> FastAPI:
     settings = get_settings()
     launcher = launcher or launcher_for(settings, Path(settings.log_dir))
+    supervisor = Supervisor(launcher, settings)
     app = FastAPI(
         title="Cohort orchestrator",
         description="Federated learning and robustness evaluation on your own AWS account.",
         version="0.1.0",
-        lifespan=_lifespan(launcher),
+        lifespan=_lifespan(launcher, supervisor),
     )
-    app.include_router(_people_routes(CognitoVerifier(settings), launcher))
+    app.include_router(_people_routes(CognitoVerifier(settings), supervisor))
     app.include_router(_device_routes(DeviceTokens(settings), settings.device_registrations_per_minute))
 
     @app.get("/healthz", include_in_schema=False)
@@ -119,31 +116,29 @@ def _document_report_schema(app: FastAPI) -> None:
 def launcher_for(settings: Settings, log_dir: Path) -> Launcher:
     if settings.launcher == "ecs":
         return EcsLauncher(settings)
-    return LocalProcessLauncher(log_dir)
+    return LocalProcessLauncher(
+        log_dir,
+        startup_timeout=settings.node_start_timeout_seconds,
+        health_timeout=settings.node_health_timeout_seconds,
+    )
 
 
-def _lifespan(launcher: Launcher) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    async def release_nodes_forever() -> None:
-        while True:
-            try:
-                await run_in_threadpool(jobs.release_finished_nodes, launcher)
-            except Exception:
-                log.exception("releasing the nodes of finished jobs failed; retrying")
-            await asyncio.sleep(_RELEASE_INTERVAL_SECONDS)
-
+def _lifespan(
+    launcher: Launcher, supervisor: Supervisor
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         bind_tables(get_settings())
-        releaser = asyncio.create_task(release_nodes_forever())
+        supervisor.start()
         yield
-        releaser.cancel()
+        supervisor.stop()
         if isinstance(launcher, LocalProcessLauncher):
             launcher.stop_all()
 
     return lifespan
 
 
-def _people_routes(verifier: CognitoVerifier, launcher: Launcher) -> APIRouter:
+def _people_routes(verifier: CognitoVerifier, supervisor: Supervisor) -> APIRouter:
     person = http.bearer_dependency(verifier.verify)
 
     def scientist(caller: Annotated[Principal, Depends(person)]) -> Principal:
@@ -254,14 +249,21 @@ def _people_routes(verifier: CognitoVerifier, launcher: Launcher) -> APIRouter:
         """
         return jobs.for_dataset(caller, dataset_id)
 
-    @people.post("/jobs", status_code=201, tags=["training"])
+    @people.post("/jobs", status_code=202, tags=["training"])
     def start_training(body: jobs.TrainingRequest, caller: Scientist) -> jobs.JobView:
         """Start federated training of one of your models on a dataset.
+
+        Answers at once with the job, `starting`: its FL node is launched in the background, and
+        the job is `running` once the node has started. A node that cannot be started is retried;
+        after `COHORT_MAX_NODE_LAUNCHES` launches the job is `failed`, and `status_reason` says why.
+        Poll `GET /v1/jobs/{job_id}` (its `node` shows the node's health).
 
         409 if the model is not committed, or its weights in storage are not those sealed at commit;
         429 past your quota of training jobs that have not ended (the message says how to raise it).
         """
-        return jobs.start(caller, body, launcher)
+        job = jobs.start(caller, body)
+        supervisor.wake()
+        return job
 
     @people.get("/jobs", tags=["training"])
     def list_jobs(caller: Scientist) -> list[jobs.JobView]:

@@ -122,6 +122,20 @@ def test_only_the_orchestrator_may_run_tasks_and_only_fl_node_definitions_in_its
         assert cluster.endswith(f":cluster/{dev.catalogue.ecs_cluster}")
 
 
+def test_the_orchestrator_may_check_and_stop_only_the_tasks_of_its_cluster(dev: Synth) -> None:
+    # Given the statements that let the supervisor read a node's task state, and stop it
+    for action in ("ecs:DescribeTasks", "ecs:StopTask"):
+        statements = _allowing(dev, action)
+
+        # Then the orchestrator alone holds them, on the tasks of the Cohort cluster and nothing else
+        assert statements, action
+        assert {role for statement in statements for role in statement.roles} == {_orchestrator_role(dev)}
+        resources = {render(resource) for statement in statements for resource in statement.resources}
+        assert resources
+        in_cluster = f":task/{dev.catalogue.ecs_cluster}/*"
+        assert all(resource.endswith(in_cluster) for resource in resources), action
+
+
 def test_the_orchestrator_may_pass_only_the_fl_node_roles_and_only_to_ecs_tasks(dev: Synth) -> None:
     # Given every statement of the app that allows iam:PassRole
     statements = _allowing(dev, "iam:PassRole")

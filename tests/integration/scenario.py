@@ -34,8 +34,11 @@ class Setting:
     developer: CohortClient | None = None  # who registered the dataset
 
     def start(self, **server_config: object) -> dict:
+        """Start a job and wait until its node runs, so that devices find it listed (or it has ended:
+        a job whose rounds fail fast may be over by then)."""
         client_config = {"batch_size": 16, "learning_rate": 0.05, "local_epochs": 2, "momentum": 0.9}
-        return self.scientist.start_training(self.model_id, self.dataset_id, client_config, server_config)
+        started = self.scientist.start_training(self.model_id, self.dataset_id, client_config, server_config)
+        return self.scientist.wait_until_running(started["job_id"], timeout=120)
 
 
 def token_request(api_key: str, device_id: str, key: DeviceKey) -> dict:

@@ -19,6 +19,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from moto import mock_aws
+from moto.moto_api import state_manager
 
 from cohort import aws
 from cohort.services.ecs_launcher import (
@@ -31,6 +32,7 @@ from cohort.services.ecs_launcher import (
     preferred_rule_priority,
     target_group_name,
 )
+from cohort.services.launcher import LaunchedNode, Liveness, NodeCheck
 from cohort.services.orchestrator import launcher_for
 from cohort.settings import Settings, get_settings
 
@@ -189,7 +191,7 @@ def test_launch_runs_the_node_on_fargate_in_the_private_subnets(
     _capture_run_task(sent)
 
     # When it launches the node for a job
-    node = launcher.launch(job_id)
+    node = launcher.launch(job_id, 1)
 
     # Then one Fargate task of the node's task definition runs on the catalogue's cluster
     task = _task(network, _ref(node.ref)["task"])
@@ -219,14 +221,14 @@ def test_launch_runs_the_node_on_fargate_in_the_private_subnets(
     assert eni["SubnetId"] in network.subnets
     assert [group["GroupId"] for group in eni["Groups"]] == [network.security_group]
     assert "Association" not in eni
-    # and the request itself asked for no public IP, idempotently per job
+    # and the request itself asked for no public IP, idempotently per launch of the job
     [request] = sent
     assert request["networkConfiguration"]["awsvpcConfiguration"] == {
         "subnets": network.subnets,
         "securityGroups": [network.security_group],
         "assignPublicIp": "DISABLED",
     }
-    assert request["clientToken"] == job_id
+    assert request["clientToken"] == f"{job_id}-1"
 
 
 def test_launch_routes_the_job_path_to_the_task_ip(network: Network, launcher: EcsLauncher) -> None:
@@ -234,7 +236,7 @@ def test_launch_routes_the_job_path_to_the_task_ip(network: Network, launcher: E
     job_id = _job_id()
 
     # When it launches a job's node
-    node = launcher.launch(job_id)
+    node = launcher.launch(job_id, 1)
 
     # Then one listener rule forwards /jobs/{job_id}/* to the job's target group
     ref = _ref(node.ref)
@@ -262,7 +264,7 @@ def test_the_url_is_the_public_base_url_with_the_job_path(network: Network, laun
     job_id = _job_id()
 
     # When a node is launched
-    node = launcher.launch(job_id)
+    node = launcher.launch(job_id, 1)
 
     # Then devices get the public URL of the job's routes, not the task's address
     assert node.url == f"https://api.example.test/prod/jobs/{job_id}"
@@ -274,8 +276,8 @@ def test_two_jobs_get_distinct_rule_priorities(network: Network, launcher: EcsLa
     first, second = _job_id(), _job_id()
 
     # When both nodes are launched
-    launcher.launch(first)
-    launcher.launch(second)
+    launcher.launch(first, 1)
+    launcher.launch(second, 1)
 
     # Then each has its own rule, at a distinct priority chosen from its job id
     [first_rule] = _rules_for(network, first)
@@ -302,7 +304,7 @@ def test_a_taken_priority_moves_the_rule_to_a_free_one(network: Network, launche
     )
 
     # When the job's node is launched
-    launcher.launch(job_id)
+    launcher.launch(job_id, 1)
 
     # Then its rule takes another free priority, and the other rule is untouched
     [rule] = _rules_for(network, job_id)
@@ -344,7 +346,7 @@ def test_a_priority_taken_during_launch_is_retried(
     monkeypatch.setattr(launcher, "_listener_rules", stale_then_real)
 
     # When the node is launched
-    launcher.launch(job_id)
+    launcher.launch(job_id, 1)
 
     # Then the PriorityInUse answer made it look again and take a free slot
     assert calls == 2
@@ -353,20 +355,24 @@ def test_a_priority_taken_during_launch_is_retried(
 
 
 def test_relaunching_a_job_reuses_its_target_group_and_rule(network: Network, launcher: EcsLauncher) -> None:
-    # Given a job whose node was launched once
+    # Given a job whose node was launched once, recording what the launcher asks ECS for
     job_id = _job_id()
-    first = _ref(launcher.launch(job_id).ref)
+    sent: list[dict[str, Any]] = []
+    _capture_run_task(sent)
+    first = _ref(launcher.launch(job_id, 1).ref)
 
-    # When the launch is retried for the same job
-    second = _ref(launcher.launch(job_id).ref)
+    # When its node is launched a second time (the first one died)
+    second = _ref(launcher.launch(job_id, 2).ref)
 
     # Then there is still one target group and one rule for it
     assert second["target_group"] == first["target_group"]
     assert second["rule"] == first["rule"]
     assert len(_rules_for(network, job_id)) == 1
     assert _target_group_arns() == [first["target_group"]]
-    # and the group routes only to the latest task (moto ignores clientToken and starts a
-    # second task; on AWS the retry returns the first task, so the address is unchanged)
+    # and the second launch asked for a new task, not for the first one again
+    assert [request["clientToken"] for request in sent] == [f"{job_id}-1", f"{job_id}-2"]
+    assert second["task"] != first["task"]
+    # and the group routes only to the latest task
     health = aws.client("elbv2").describe_target_health(TargetGroupArn=second["target_group"])
     latest_ip = _task_ip(_task(network, second["task"]))
     assert [h["Target"]["Id"] for h in health["TargetHealthDescriptions"]] == [latest_ip]
@@ -380,7 +386,71 @@ def test_launcher_for_builds_the_ecs_launcher_from_the_settings(network: Network
     # Then it is the ECS launcher, and it launches reachable nodes
     assert isinstance(chosen, EcsLauncher)
     job_id = _job_id()
-    assert chosen.launch(job_id).url.endswith(f"/jobs/{job_id}")
+    assert chosen.launch(job_id, 1).url.endswith(f"/jobs/{job_id}")
+
+
+# -- Checking -------------------------------------------------------------------
+
+
+@pytest.fixture
+def tasks_run_until_stopped() -> Iterator[None]:
+    """moto moves a task one step towards STOPPED at each describe; real tasks run until they stop."""
+    state_manager.set_transition("ecs::task", {"progression": "manual", "times": 1_000_000})
+    yield
+    state_manager.unset_transition("ecs::task")
+
+
+@pytest.mark.usefixtures("tasks_run_until_stopped")
+def test_check_finds_a_running_task_healthy(network: Network, launcher: EcsLauncher) -> None:
+    # Given a launched node whose task runs
+    job_id = _job_id()
+    node = launcher.launch(job_id, 1)
+
+    # When it is checked, Then it is healthy
+    assert launcher.check(job_id, node) == NodeCheck(Liveness.HEALTHY)
+
+
+@pytest.mark.usefixtures("tasks_run_until_stopped")
+def test_check_finds_a_stopped_task_dead_with_ecs_s_reason(network: Network, launcher: EcsLauncher) -> None:
+    # Given a launched node whose task then stops on its own (its container exited)
+    job_id = _job_id()
+    node = launcher.launch(job_id, 1)
+    aws.client("ecs").stop_task(
+        cluster=network.cluster, task=_ref(node.ref)["task"], reason="Essential container in task exited"
+    )
+
+    # When it is checked, Then it is dead, and the detail says what ECS said
+    check = launcher.check(job_id, node)
+    assert check.liveness == Liveness.DEAD
+    assert "Essential container in task exited" in check.detail
+
+
+def test_check_finds_a_provisioning_task_booting(network: Network, launcher: EcsLauncher) -> None:
+    # Given a task that ECS is still provisioning
+    job_id = _job_id()
+    task_arn = f"arn:aws:ecs:us-east-1:123456789012:task/{network.cluster}/booting"
+    node = LaunchedNode(url="https://api.example.test/jobs/x", ref=NodeResources(task_arn).to_ref())
+    with Stubber(aws.client("ecs")) as ecs:
+        ecs.add_response(
+            "describe_tasks",
+            {"tasks": [{"taskArn": task_arn, "lastStatus": "PROVISIONING", "desiredStatus": "RUNNING"}]},
+            {"cluster": network.cluster, "tasks": [task_arn]},
+        )
+
+        # When it is checked, Then it is booting
+        assert launcher.check(job_id, node).liveness == Liveness.BOOTING
+
+
+def test_check_finds_a_task_ecs_no_longer_knows_dead(network: Network, launcher: EcsLauncher) -> None:
+    # Given a ref to a task the cluster does not hold (stopped long ago)
+    job_id = _job_id()
+    task_arn = f"arn:aws:ecs:us-east-1:123456789012:task/{network.cluster}/gone"
+    node = LaunchedNode(url="https://api.example.test/jobs/x", ref=NodeResources(task_arn).to_ref())
+
+    # When it is checked, Then it is dead
+    check = launcher.check(job_id, node)
+    assert check.liveness == Liveness.DEAD
+    assert "gone" in check.detail
 
 
 # -- Stopping -------------------------------------------------------------------
@@ -389,8 +459,8 @@ def test_launcher_for_builds_the_ecs_launcher_from_the_settings(network: Network
 def test_stop_stops_the_task_and_removes_the_route(network: Network, launcher: EcsLauncher) -> None:
     # Given two running nodes
     job_id, other = _job_id(), _job_id()
-    node = launcher.launch(job_id)
-    other_node = launcher.launch(other)
+    node = launcher.launch(job_id, 1)
+    other_node = launcher.launch(other, 1)
     ref = _ref(node.ref)
 
     # When one job's node is stopped
@@ -411,7 +481,7 @@ def test_stop_stops_the_task_and_removes_the_route(network: Network, launcher: E
 def test_stopping_twice_tolerates_resources_already_gone(network: Network, launcher: EcsLauncher) -> None:
     # Given a node that was stopped
     job_id = _job_id()
-    node = launcher.launch(job_id)
+    node = launcher.launch(job_id, 1)
     launcher.stop(job_id, node.ref)
 
     # When it is stopped again
@@ -427,7 +497,7 @@ def test_stop_finds_the_route_by_job_when_the_ref_holds_only_the_task(
 ) -> None:
     # Given a ref that only names the task (as an older record would)
     job_id = _job_id()
-    ref = _ref(launcher.launch(job_id).ref)
+    ref = _ref(launcher.launch(job_id, 1).ref)
 
     # When the node is stopped with it
     launcher.stop(job_id, ref["task"])
@@ -452,7 +522,7 @@ def test_ecs_failures_surface_as_a_clear_error(network: Network, launcher: EcsLa
 
         # When the node is launched, Then the error names the job and ECS's reason
         with pytest.raises(RuntimeError, match=rf"job {job_id}.*RESOURCE:ENI \(ENI limit reached\)"):
-            launcher.launch(job_id)
+            launcher.launch(job_id, 1)
         ecs.assert_no_pending_responses()
 
     # and nothing was created on the load balancer
@@ -488,7 +558,7 @@ def test_a_task_that_stops_before_getting_an_ip_is_cleaned_up(
 
         # When the node is launched, Then the error carries the task's stop reason
         with pytest.raises(RuntimeError, match="stopped before it started: CannotPullContainerError"):
-            launcher.launch(job_id)
+            launcher.launch(job_id, 1)
         # and the task was stopped
         ecs.assert_no_pending_responses()
 
@@ -505,7 +575,7 @@ def test_a_failed_route_rolls_the_launch_back(monkeypatch: pytest.MonkeyPatch, n
 
     # When the node is launched, Then the load balancer's error comes through
     with pytest.raises(ClientError):
-        launcher.launch(job_id)
+        launcher.launch(job_id, 1)
 
     # and neither the task nor the target group is left behind
     tasks = aws.client("ecs").list_tasks(cluster=network.cluster, startedBy=STARTED_BY)["taskArns"]
@@ -546,7 +616,7 @@ def test_without_a_base_url_the_url_is_read_from_the_api_stacks_parameter(
     job_id = _job_id()
 
     # When a node is launched
-    node = EcsLauncher(Settings(), ip_timeout=5, poll_interval=0.01).launch(job_id)
+    node = EcsLauncher(Settings(), ip_timeout=5, poll_interval=0.01).launch(job_id, 1)
 
     # Then devices are sent through the published API URL
     assert node.url == f"https://abc.execute-api.test/v1/jobs/{job_id}"
@@ -559,7 +629,7 @@ def test_without_any_public_url_nothing_is_started(monkeypatch: pytest.MonkeyPat
 
     # When a node is launched, Then the error says what to deploy, and no task was started
     with pytest.raises(EcsLauncherConfigError, match="deploy it, or set COHORT_NODE_PUBLIC_BASE_URL"):
-        launcher.launch(_job_id())
+        launcher.launch(_job_id(), 1)
     assert aws.client("ecs").list_tasks(cluster=network.cluster)["taskArns"] == []
 
 

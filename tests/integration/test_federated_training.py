@@ -5,8 +5,6 @@ platform can show. The node's rules are tested at its own layer: tests/unit/test
 from __future__ import annotations
 
 import math
-import os
-import signal
 import time
 
 import httpx
@@ -16,14 +14,12 @@ import torch
 from cohort.catalogue import Group
 from cohort.datasets import digits
 from cohort.domain.architecture import parse_architecture
-from cohort.domain.records import TrainingJobRecord, bind_tables
+from cohort.domain.records import TrainingJobRecord
 from cohort.domain.weights import TensorSignature, decode, encode, load_into
 from cohort.federated.device import DeviceClient
 from cohort.federated.simulator import simulate
 from cohort.federated.training import accuracy
 from cohort.local.platform import PlatformState
-from cohort.services.launcher import LocalProcessLauncher
-from cohort.settings import get_settings
 
 from .scenario import TINY_MLP, Device, Setting
 
@@ -151,45 +147,6 @@ def test_a_deadline_with_no_reports_fails_the_round_and_retries_it(setting: Sett
     while TrainingJobRecord.get(job["job_id"]).live_node and time.monotonic() < give_up_at:
         time.sleep(0.5)
     assert TrainingJobRecord.get(job["job_id"]).live_node is None
-
-
-def test_a_restarted_node_resumes_its_round_without_losing_reports(
-    platform: PlatformState, setting: Setting, tmp_path
-) -> None:
-    # Given a round that needs two reports, one of which the node has accepted
-    job = setting.start(rounds=1, min_reports=2, max_reports=2, round_deadline_seconds=60)
-    job_id = job["job_id"]
-    first, second = Device(platform, setting.api_key, "early"), Device(platform, setting.api_key, "late")
-    node = first.node_url(job_id)
-    early_slot, late_slot = first.cycle(node).json(), second.cycle(node).json()
-    delta = {name: torch.full_like(t, 1.0) for name, t in _zero_delta().items()}
-    assert first.report(node, early_slot["request_key"], encode(delta), num_samples=30).status_code == 202
-
-    # When the node process dies and a new one starts for the same job
-    bind_tables(get_settings())
-    os.kill(int(TrainingJobRecord.get(job_id).node_ref), signal.SIGKILL)
-    launcher = LocalProcessLauncher(tmp_path)
-    restarted = launcher.launch(job_id)
-    try:
-        # Then the late device's slot is still valid and the replayed early report is a duplicate
-        assert (
-            first.report(restarted.url, early_slot["request_key"], encode(delta)).json()["status"]
-            == "duplicate"
-        )
-        zero = encode(_zero_delta())
-        receipt = second.report(restarted.url, late_slot["request_key"], zero, num_samples=10).json()
-        assert receipt["status"] == "accepted"
-        job = _wait_for_status(setting, job_id, {"completed"})
-    finally:
-        launcher.stop_all()
-
-    # And the aggregate weighs both reports: 30 samples of +1 and 10 of 0 move each weight by 0.75
-    assert job["rounds"][0]["reports"] == 2
-    assert job["rounds"][0]["samples"] == 40
-    signature = TensorSignature.of(parse_architecture(TINY_MLP).build())
-    trained = decode(setting.scientist.download_trained_model(job_id), signature)
-    for name, initial in setting.initial_weights.items():
-        torch.testing.assert_close(trained[name], initial + 0.75)
 
 
 def test_devices_of_another_app_cannot_join(platform: PlatformState, setting: Setting, people) -> None:

@@ -104,7 +104,7 @@ def _job_id(store: NodeStore) -> str:
 def test_the_job_and_its_model_read_back_as_stored(store: NodeStore) -> None:
     job = store.job()
 
-    assert (job.status, job.current_round, job.round_attempt) == (JobStatus.PENDING, 1, 1)
+    assert (job.status, job.current_round, job.round_attempt) == (JobStatus.STARTING, 1, 1)
     assert job.global_weights_key == INITIAL_WEIGHTS_KEY
     assert store.model(MODEL_ID).architecture == model_record().architecture
 
@@ -118,7 +118,7 @@ def test_a_record_read_is_a_copy(store: NodeStore) -> None:
     (slot,) = store.participations(1, 1)
     slot.status = ParticipationStatus.REPORTED
 
-    assert store.job().status == JobStatus.PENDING
+    assert store.job().status == JobStatus.STARTING
     assert store.round(1).status == RoundStatus.OPEN
     assert [s.status for s in store.participations(1, 1)] == [ParticipationStatus.ASSIGNED]
 

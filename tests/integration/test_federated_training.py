@@ -156,8 +156,11 @@ def test_a_deadline_with_no_reports_fails_the_round_and_retries_it(setting: Sett
 def test_a_restarted_node_resumes_its_round_without_losing_reports(
     platform: PlatformState, setting: Setting, tmp_path
 ) -> None:
-    # Given a round that needs two reports, one of which the node has accepted
-    job = setting.start(rounds=1, min_reports=2, max_reports=2, round_deadline_seconds=60)
+    # Given a round that needs two reports, one of which the node has accepted (no share cap: the
+    # default one would weigh two reports equally)
+    job = setting.start(
+        rounds=1, min_reports=2, max_reports=2, round_deadline_seconds=60, max_report_share=1.0
+    )
     job_id = job["job_id"]
     first, second = Device(platform, setting.api_key, "early"), Device(platform, setting.api_key, "late")
     node = first.node_url(job_id)

@@ -227,16 +227,17 @@ def test_an_update_that_overflows_a_float32_sum_is_refused_and_the_next_model_is
     hostile = _zero_delta()
     hostile["1.weight"][0, 0] = 3e38
 
-    # When the attacker reports first, then the honest devices
+    # When the attacker reports first
     refused = attacker.report(node, slots[2]["request_key"], encode(hostile), num_samples=2)
+
+    # Then it is refused, told the norm and the job's bound
+    assert refused.status_code == 422
+    assert "max_update_norm" in str(refused.json()["detail"])
+    # And once the honest devices report, the round closes on theirs, with a finite model that
+    # moved by their step
     small = {name: torch.full_like(t, 0.01) for name, t in _zero_delta().items()}
     for device, slot in zip(honest, slots, strict=False):
         assert device.report(node, slot["request_key"], encode(small)).status_code == 202
-
-    # Then the attacker was refused, told the norm and the job's bound
-    assert refused.status_code == 422
-    assert "max_update_norm" in str(refused.json()["detail"])
-    # And the round closed on the honest reports, with a finite model that moved by their step
     job = _wait_for_status(setting, job["job_id"], {"completed", "failed"})
     assert job["status"] == "completed", job["status_reason"]
     assert job["rounds"][0]["reports"] == 2
@@ -259,16 +260,17 @@ def test_one_device_claiming_the_most_samples_carries_no_more_than_the_share_cap
     for i, (device, slot) in enumerate(zip(devices[:9], slots, strict=False)):
         assert device.report(node, slot["request_key"], encode(zero), num_samples=175 + i).status_code == 202
 
-    # When the last one claims 10,000,000 samples, and then the most the job allows
+    # When the last one claims 10,000,000 samples
     attacker, slot = devices[9], slots[9]
     claimed_too_many = attacker.report(node, slot["request_key"], encode(ones), num_samples=10_000_000)
+
+    # Then the claim is refused, naming the job's cap
+    assert claimed_too_many.status_code == 422
+    assert "max_samples_per_report" in str(claimed_too_many.json()["detail"])
+    # And when it then claims the most the job allows, the report is taken
     claimed_the_cap = attacker.report(
         node, slot["request_key"], encode(ones), num_samples=bounds["max_samples_per_report"]
     )
-
-    # Then the first claim is refused, naming the cap, and the second is taken
-    assert claimed_too_many.status_code == 422
-    assert "max_samples_per_report" in str(claimed_too_many.json()["detail"])
     assert claimed_the_cap.status_code == 202
     job = _wait_for_status(setting, job["job_id"], {"completed", "failed"})
     assert job["status"] == "completed", job["status_reason"]

@@ -22,6 +22,9 @@ import torch
 from cohort.domain.weights import WEIGHT_DTYPE, Tensors, TensorSignature, contiguous_span
 
 SUM_DTYPE = torch.float64
+# float32 values are widened into a float64 buffer this many at a time (2 MiB), then added: torch
+# would otherwise widen a whole update at once, into temporaries of twice the model's size.
+_CHUNK = 1 << 18
 
 
 class StreamingFedAvg:
@@ -41,6 +44,7 @@ class StreamingFedAvg:
             name: part.view(signature.shapes[name])
             for name, part in zip(self._order, self._flat_sum.split(sizes), strict=True)
         }
+        self._widened = torch.empty(min(_CHUNK, self._flat_sum.numel()), dtype=SUM_DTYPE)
         self.total_weight = 0.0
         self.reports = 0
 
@@ -63,10 +67,15 @@ class StreamingFedAvg:
     def _fold(self, delta: Mapping[str, torch.Tensor], alpha: float) -> None:
         span = contiguous_span(delta, self._order)
         if span is not None:
-            self._flat_sum.add_(span, alpha=alpha)  # in place, float32 into float64: no temporary copy
+            self._add_widened(self._flat_sum, span, alpha)
         else:
             for name, running in self._weighted_sum.items():
-                running.add_(delta[name], alpha=alpha)
+                self._add_widened(running.view(-1), delta[name].reshape(-1), alpha)
+
+    def _add_widened(self, running: torch.Tensor, values: torch.Tensor, alpha: float) -> None:
+        """``running += alpha * values``, float32 values into a flat float64 sum, in place."""
+        for into, part in zip(running.split(_CHUNK), values.split(_CHUNK), strict=True):
+            into.add_(self._widened[: part.numel()].copy_(part), alpha=alpha)
 
     def apply_to(self, global_weights: Mapping[str, torch.Tensor]) -> Tensors:
         """The next global model, in float32: ``w + sum(w_i * f_i * delta_i) / sum(w_i)``."""
@@ -75,6 +84,9 @@ class StreamingFedAvg:
         scale = 1.0 / self.total_weight
         result = {}
         for name, running in self._weighted_sum.items():
-            # Computed in float64 and rounded once into the float32 copy: no float64 temporary.
-            result[name] = global_weights[name].to(WEIGHT_DTYPE, copy=True).add_(running, alpha=scale)
+            # In float64, rounded once into float32, a chunk at a time like the fold.
+            result[name] = out = torch.empty_like(running, dtype=WEIGHT_DTYPE)
+            chunks = (t.reshape(-1).split(_CHUNK) for t in (out, global_weights[name], running))
+            for target, weights, summed in zip(*chunks, strict=True):
+                target.copy_(self._widened[: weights.numel()].copy_(weights).add_(summed, alpha=scale))
         return result

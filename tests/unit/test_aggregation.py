@@ -189,10 +189,10 @@ def test_memory_stays_at_one_model_however_many_updates_are_added() -> None:
 
     # Then none of the updates is kept alive by the aggregator
     assert all(ref() is None for ref in dropped)
-    # And it still holds one running sum in float64, twice the float32 model, the same buffer
-    # updated in place
+    # And it still holds one running sum in float64, twice the float32 model, and a buffer of at
+    # most 2 MiB to widen values into: the same buffers, updated in place
     after = _storages(_held_tensors(aggregator))
-    assert sum(after.values()) == model_numel * 8
+    assert model_numel * 8 < sum(after.values()) <= model_numel * 8 + 2 * 1024 * 1024
     assert after == before
     assert aggregator.reports == 50
 
@@ -287,3 +287,25 @@ def test_a_weight_cannot_be_reweighed_to_nothing() -> None:
         aggregator.reweigh(delta, 1.0, old_weight=5, new_weight=0)
 
     assert aggregator.total_weight == 5
+
+
+@pytest.mark.parametrize("decoded", [False, True], ids=["separate-tensors", "one-span"])
+def test_a_model_larger_than_one_widening_step_folds_and_applies_every_value(decoded: bool) -> None:
+    # Given a model of 600,005 values, more than the 2 MiB of float64 the fold widens at a time
+    signature = TensorSignature({"big": (600_000,), "small": (5,)})
+    generator = torch.Generator().manual_seed(9)
+    global_weights, first, second = (_random(signature, generator) for _ in range(3))
+    if decoded:
+        first, second = (decode(encode(delta), signature) for delta in (first, second))
+
+    # When two updates are folded in and applied
+    aggregator = StreamingFedAvg(signature)
+    aggregator.add(first, 3, factor=0.5)
+    aggregator.add(second, 7)
+    result = aggregator.apply_to(global_weights)
+
+    # Then every value, across the steps' boundaries, is the float64 mean, to float32 rounding
+    for name in signature.shapes:
+        weighted = 3 * 0.5 * first[name].double() + 7 * second[name].double()
+        expected = global_weights[name].double() + weighted / 10
+        torch.testing.assert_close(result[name].double(), expected, rtol=1e-6, atol=1e-7)

@@ -306,7 +306,9 @@ Where the report path's time goes, now and before, each step timed in place in {
 runs of the loop (minimum per step; `apply_to` is negligible). The norm replaced the finite check: \
 a float32 dot product is one pass like it, and a finite sum of squares proves every value finite. \
 Clipping costs nothing: its factor joins the fold's multiplier. The float64 fold is what costs more: \
-it converts every value and reads and writes a sum twice the size.
+it reads and writes a sum twice the size, and torch has no fused widening add, so each chunk of an \
+update is first widened into a 4 MiB float64 buffer, then added (one mixed-dtype `add_` costs as \
+much, and allocates four times the model).
 
 {steps}
 

@@ -1,20 +1,24 @@
-"""Benchmark the FL node's streaming FedAvg against collect-then-average and a plain read.
+"""Benchmark the FL node's streaming FedAvg against collect-then-average and a plain read, and its
+report path with the bounds on each report against the unbounded float32 one it replaced.
 
 N updates of a 2,000,000-parameter float32 model are prepared once as safetensors bytes, the way
-they arrive over HTTP, then aggregated three ways in one process, so machine noise largely cancels
-in the ratios:
+they arrive over HTTP, then aggregated in one process, so machine noise largely cancels in the
+ratios:
 
-1. streaming: ``view_tensors`` then ``StreamingFedAvg.add`` per update, then ``apply_to``;
+1. streaming: ``view_tensors`` then ``StreamingFedAvg.add`` (a float64 sum) per update, then
+   ``apply_to``;
 2. collect-then-average: view all N, stack them, take the weighted mean;
-3. read: every byte of every update read once, the memory-bandwidth limit.
+3. read: every byte of every update read once, the memory-bandwidth limit;
+4. the report path as the node runs it now: the sample cap, ``view_tensors``, the norm and its
+   bound (``bounds.measure``, which also proves every value finite), the clipping factor, and the
+   float64 fold; with ``clip_norm`` at the updates' median norm, so half of them are clipped;
+5. the report path as it was: ``decode`` (``view_tensors`` and the finite check) and a float32
+   fold, kept here as ``Float32Fold``.
 
-Both aggregations take updates whose layout is checked (``view_tensors``: header, names, shapes,
-dtype, size). The node also checks every value is finite before it folds an update in; that pass is
-measured on its own and as part of the full report path (``decode`` + fold), without a target.
-
-Targets: streaming takes at most 2x the read time; its peak extra memory is at most 3x the model's
-size and does not grow with N. Prints the figures, rewrites its section of docs/benchmarks.md and
-exits 1 if a target is missed. Linux only: memory is read from /proc.
+Targets: the bounded report path takes at most 1.3x the old one; streaming takes at most 3x the
+read time; its peak extra memory is at most 4x the model's size and does not grow with N. Prints
+the figures, rewrites its section of docs/benchmarks.md and exits 1 if a target is missed. Linux
+only: memory is read from /proc.
 
 Run: .venv/bin/python bench/aggregation.py
 """
@@ -44,8 +48,17 @@ from report import (
 )
 from tqdm import tqdm
 
-from cohort.domain.weights import Tensors, TensorSignature, check_values, decode, encode, view_tensors
+from cohort.domain.weights import (
+    Tensors,
+    TensorSignature,
+    check_values,
+    contiguous_span,
+    decode,
+    encode,
+    view_tensors,
+)
 from cohort.federated.aggregation import StreamingFedAvg
+from cohort.federated.bounds import check_sample_count, clip_factor, measure, update_norm
 
 # An MLP on 28x28 inputs: two 1,000-wide hidden layers, a LayerNorm and a 212-way head without
 # bias. Exactly 2,000,000 parameters, with both large matrices and small vectors, since every
@@ -68,8 +81,14 @@ N_UPDATES = 64
 MEMORY_NS = (16, 64)
 REPEATS = 7
 SEED = 0
-TIME_TARGET = 2.0  # streaming time / read time
-MEMORY_TARGET = 3.0  # peak extra memory / model bytes
+REPORT_PATH_TARGET = 1.3  # bounded report path time / the float32 one's
+# Streaming time / read time. Reading an update moves its 8 MB once; folding it into a float64 sum
+# also reads and writes the 16 MB sum, where a float32 sum was 8 MB (the target was 2x then).
+TIME_TARGET = 3.0
+# Peak extra memory / model bytes: the float64 sum is 2x, the new float32 model 1x.
+MEMORY_TARGET = 4.0
+MAX_UPDATE_NORM = 1_000.0
+MAX_SAMPLES = 10_000
 # Growth from N=16 to N=64 allowed, in model sizes: RSS varied by up to 0.4x between identical
 # runs here, while keeping even the smallest weight matrix of each update would add 5x.
 GROWTH_TOLERANCE = 0.5
@@ -77,8 +96,10 @@ GROWTH_TOLERANCE = 0.5
 RERUN = ".venv/bin/python bench/aggregation.py"
 STEPS = (
     "layout: header, zero-copy views, names, shapes, dtype (`view_tensors`)",
-    "values: every value finite (`check_values`)",
-    "fold in place (`StreamingFedAvg.add`)",
+    "norm, its bound and every value finite, in one pass (`bounds.measure`)",
+    "clipped fold into the float64 sum (`clip_factor`, `StreamingFedAvg.add`)",
+    "before: every value finite (`check_values`)",
+    "before: fold into a float32 sum (`Float32Fold.add`)",
 )
 
 Aggregator = Callable[[Sequence[bytes], Sequence[int], Tensors], Tensors]
@@ -111,22 +132,58 @@ def read_all(updates: Sequence[bytes]) -> None:
         torch.frombuffer(data, dtype=torch.int64).sum()
 
 
-def streaming_breakdown(updates: Sequence[bytes], samples: Sequence[int]) -> dict[str, float]:
-    """Seconds spent in each step of the streaming loop, timed in place: alone, each step runs
+class Float32Fold:
+    """The node's fold before issue 12, the baseline: a float32 running sum, updates neither
+    bounded nor clipped. One value near 3e38 overflows it."""
+
+    def __init__(self) -> None:
+        self._order = sorted(SHAPES)
+        self._flat_sum = torch.zeros(PARAMS, dtype=torch.float32)
+        self.total_weight = 0
+
+    def add(self, delta: Tensors, weight: int) -> None:
+        span = contiguous_span(delta, self._order)
+        assert span is not None  # decoded safetensors files are one span
+        self._flat_sum.add_(span, alpha=weight)
+        self.total_weight += weight
+
+    def apply_to(self, global_weights: Tensors) -> Tensors:
+        sizes = [math.prod(SHAPES[name]) for name in self._order]
+        parts = dict(zip(self._order, self._flat_sum.split(sizes), strict=True))
+        scale = 1.0 / self.total_weight
+        return {
+            name: global_weights[name].add(parts[name].view(SHAPES[name]), alpha=scale) for name in SHAPES
+        }
+
+
+def median_norm(updates: Sequence[bytes]) -> float:
+    return statistics.median(update_norm(view_tensors(data, SIGNATURE)) for data in updates)
+
+
+def breakdown(updates: Sequence[bytes], samples: Sequence[int], clip_norm: float) -> dict[str, float]:
+    """Seconds spent in each step of both report paths, timed in place: alone, each step runs
     faster than between the others (torch's worker threads keep spinning after a parallel op)."""
-    fedavg = StreamingFedAvg(SIGNATURE)
-    parse = validate = fold = 0.0
+    fedavg, before = StreamingFedAvg(SIGNATURE), Float32Fold()
+    seconds = dict.fromkeys(STEPS, 0.0)
     for data, n in zip(updates, samples, strict=True):
         start = time.perf_counter()
         tensors = view_tensors(data, SIGNATURE, what="the update")
         parsed = time.perf_counter()
+        update = measure(tensors, MAX_UPDATE_NORM)
+        measured = time.perf_counter()
+        fedavg.add(update.tensors, n, clip_factor(update.norm, clip_norm))
+        folded = time.perf_counter()
         check_values(tensors, what="the update")
         checked = time.perf_counter()
-        fedavg.add(tensors, n)
-        parse += parsed - start
-        validate += checked - parsed
-        fold += time.perf_counter() - checked
-    return dict(zip(STEPS, (parse, validate, fold), strict=True))
+        before.add(tensors, n)
+        ended = time.perf_counter()
+        for step, spent in zip(
+            STEPS,
+            (parsed - start, measured - parsed, folded - measured, checked - folded, ended - checked),
+            strict=True,
+        ):
+            seconds[step] += spent
+    return seconds
 
 
 def streaming(updates: Sequence[bytes], samples: Sequence[int], global_weights: Tensors) -> Tensors:
@@ -136,9 +193,23 @@ def streaming(updates: Sequence[bytes], samples: Sequence[int], global_weights: 
     return fedavg.apply_to(global_weights)
 
 
-def report_path(updates: Sequence[bytes], samples: Sequence[int], global_weights: Tensors) -> Tensors:
-    """What the node does per report: full validation (``decode``), then the fold."""
+def report_path(
+    updates: Sequence[bytes], samples: Sequence[int], global_weights: Tensors, clip_norm: float
+) -> Tensors:
+    """What the node does per report now: the sample cap, the layout, the norm and its bound (every
+    value finite with it), then the clipped fold into the float64 sum."""
     fedavg = StreamingFedAvg(SIGNATURE)
+    for data, n in zip(updates, samples, strict=True):
+        check_sample_count(n, MAX_SAMPLES)
+        update = measure(view_tensors(data, SIGNATURE, what="the update"), MAX_UPDATE_NORM)
+        fedavg.add(update.tensors, n, clip_factor(update.norm, clip_norm))
+    return fedavg.apply_to(global_weights)
+
+
+def report_path_before(updates: Sequence[bytes], samples: Sequence[int], global_weights: Tensors) -> Tensors:
+    """What the node did per report before the bounds: ``decode`` (layout, finite values), then the
+    float32 fold."""
+    fedavg = Float32Fold()
     for data, n in zip(updates, samples, strict=True):
         fedavg.add(decode(data, SIGNATURE, what="the update"), n)
     return fedavg.apply_to(global_weights)
@@ -187,7 +258,7 @@ def peak_extra_in_fresh_process(method: str, n: int) -> int:
 
 def render(
     times: dict[str, list[float]],
-    breakdown: dict[str, float],
+    steps_taken: dict[str, float],
     memory: dict[str, dict[int, float]],
     targets: list[Target],
     load: float,
@@ -197,9 +268,10 @@ def render(
     read = best["read"]
     labels = {
         "read": "Read every byte once (bandwidth limit)",
-        "streaming": "Streaming: view_tensors + StreamingFedAvg.add, then apply_to",
+        "streaming": "Streaming: view_tensors + StreamingFedAvg.add (float64), then apply_to",
         "collect-then-average": "Collect-then-average: view all, stack, weighted sum",
-        "report path": "Node's report path: decode (layout + values) + fold (no target)",
+        "report path": "Node's report path now: sample cap, layout, norm bound, clipped float64 fold",
+        "report path before": "Node's report path before: decode (layout + finite) + float32 fold",
     }
     timing = markdown_table(
         ["Method", "min ms", "median ms", "min / read"],
@@ -212,7 +284,7 @@ def render(
         ["Step of the report path", "min ms", "/ read"],
         [
             [step, f"{seconds * 1000:.1f}", f"{seconds * 1000 / read:.2f}x"]
-            for step, seconds in breakdown.items()
+            for step, seconds in steps_taken.items()
         ],
     )
     mem = markdown_table(
@@ -230,14 +302,19 @@ after a warm-up; ratios use the minima, since noise only adds time.
 
 {timing}
 
-Where the report path's time goes, each step timed in place in {REPEATS} further runs of the loop \
-(minimum per step; `apply_to` is negligible). The value check is a second pass over each update: \
-the fold is in place, so it cannot take back a NaN once added, and the check must come first.
+Where the report path's time goes, now and before, each step timed in place in {REPEATS} further \
+runs of the loop (minimum per step; `apply_to` is negligible). The norm replaced the finite check: \
+a float32 dot product is one pass like it, and a finite sum of squares proves every value finite. \
+Clipping costs nothing: its factor joins the fold's multiplier. The float64 fold is what costs more: \
+it reads and writes a sum twice the size, and torch has no fused widening add, so each chunk of an \
+update is first widened into a 4 MiB float64 buffer, then added (one mixed-dtype `add_` costs as \
+much, and allocates four times the model).
 
 {steps}
 
 Peak extra memory (RSS high-water above the inputs, the new global model included), in multiples of \
-the model's {MODEL_NBYTES:,} bytes, each in a fresh process:
+the model's {MODEL_NBYTES:,} bytes, each in a fresh process. The float64 running sum is 2x, the new \
+float32 model 1x:
 
 {mem}
 
@@ -268,24 +345,44 @@ def main() -> int:
     max_diff = max(float((fast[name] - naive[name]).abs().max()) for name in SHAPES)
     del fast, naive
 
+    clip_norm = median_norm(updates)
+    bounded = report_path(updates, samples, global_weights, clip_norm=math.inf)
+    before = report_path_before(updates, samples, global_weights)
+    paths_agree = all(torch.allclose(bounded[name], before[name], rtol=1e-5, atol=1e-6) for name in SHAPES)
+    del bounded, before
+
     times = time_methods(
         {
             "read": lambda: read_all(updates),
             "streaming": lambda: streaming(updates, samples, global_weights),
             "collect-then-average": lambda: collect_then_average(updates, samples, global_weights),
-            "report path": lambda: report_path(updates, samples, global_weights),
+            "report path": lambda: report_path(updates, samples, global_weights, clip_norm),
+            "report path before": lambda: report_path_before(updates, samples, global_weights),
         }
     )
-    runs = [streaming_breakdown(updates, samples) for _ in tqdm(range(REPEATS), desc="breakdown", unit="run")]
-    breakdown = {step: min(run[step] for run in runs) for step in STEPS}
+    runs = [
+        breakdown(updates, samples, clip_norm) for _ in tqdm(range(REPEATS), desc="breakdown", unit="run")
+    ]
+    steps_taken = {step: min(run[step] for run in runs) for step in STEPS}
     memory: dict[str, dict[int, float]] = {name: {} for name in AGGREGATORS}
     for name, n in tqdm([(name, n) for name in AGGREGATORS for n in MEMORY_NS], desc="memory", unit="run"):
         memory[name][n] = peak_extra_in_fresh_process(name, n) / MODEL_NBYTES
 
     time_ratio = min(times["streaming"]) / min(times["read"])
+    path_ratio = min(times["report path"]) / min(times["report path before"])
     stream_mem = memory["streaming"]
     growth = stream_mem[MEMORY_NS[-1]] - stream_mem[MEMORY_NS[0]]
     targets = [
+        Target(
+            f"Report path with the bounds <= {REPORT_PATH_TARGET:g}x the float32 one",
+            f"{path_ratio:.2f}x",
+            path_ratio <= REPORT_PATH_TARGET,
+        ),
+        Target(
+            "Unclipped, both report paths give the same model",
+            "yes" if paths_agree else "no",
+            paths_agree,
+        ),
         Target(f"Streaming time <= {TIME_TARGET:g}x read", f"{time_ratio:.2f}x", time_ratio <= TIME_TARGET),
         Target(
             f"Streaming peak extra memory <= {MEMORY_TARGET:g}x model",
@@ -299,7 +396,7 @@ def main() -> int:
         ),
         Target("Streaming equals collect-then-average", f"max abs diff {max_diff:.1e}", agree),
     ]
-    section = render(times, breakdown, memory, targets, load)
+    section = render(times, steps_taken, memory, targets, load)
     return publish("aggregation", section, targets)
 
 

@@ -49,6 +49,44 @@ class ServerConfig(_Strict):
     max_round_attempts: Annotated[int, Field(ge=1, le=20)] = 3
     min_battery: Annotated[float, Field(ge=0.0, le=1.0)] = 0.2
     require_unmetered_network: bool = False
+    # How far one report may move the model: docs/protocol.md, "Bounded updates", says how to choose.
+    max_update_norm: Annotated[
+        float,
+        Field(
+            gt=0.0,
+            le=1e6,
+            description="An update (the device's weight delta) whose L2 norm over all tensors exceeds "
+            "this is refused with 422. Honest updates are far smaller; this only stops absurd ones.",
+        ),
+    ] = 1_000.0
+    clip_norm: Annotated[
+        float | None,
+        Field(
+            gt=0.0,
+            le=1e6,
+            description="If set, each update is scaled down to at most this L2 norm before it is "
+            "averaged, bounding any one device's pull; at most max_update_norm. Null: no clipping.",
+        ),
+    ] = None
+    max_samples_per_report: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=10_000_000,
+            description="The largest num_samples a report may claim; a report claiming more is "
+            "refused with 422.",
+        ),
+    ] = 10_000
+    max_report_share: Annotated[
+        float,
+        Field(
+            gt=0.0,
+            le=1.0,
+            description="The largest share of a round's total weight one report may carry; larger "
+            "weights are lowered to it. A round with fewer than 1/max_report_share reports weighs them "
+            "all equally. 1 turns the cap off.",
+        ),
+    ] = 0.2
     retain_updates: bool = Field(
         False,
         description="Keep each device's update after its round is checkpointed, for audit; by default the "
@@ -61,6 +99,11 @@ class ServerConfig(_Strict):
             raise ValueError(f"min_reports ({self.min_reports}) exceeds max_reports ({self.max_reports})")
         if self.cohort_size is not None and self.cohort_size < self.max_reports:
             raise ValueError(f"cohort_size ({self.cohort_size}) is below max_reports ({self.max_reports})")
+        if self.clip_norm is not None and self.clip_norm > self.max_update_norm:
+            raise ValueError(
+                f"clip_norm ({self.clip_norm:g}) exceeds max_update_norm ({self.max_update_norm:g}): "
+                "updates are refused above max_update_norm before any is clipped"
+            )
         return self
 
     @property

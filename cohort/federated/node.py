@@ -33,8 +33,16 @@ from cohort.domain.records import (
     TrainingJobRecord,
 )
 from cohort.domain.training import Availability, ClientConfig, ServerConfig
-from cohort.domain.weights import Tensors, TensorSignature, decode
+from cohort.domain.weights import Tensors, TensorSignature, view_tensors
 from cohort.federated.aggregation import StreamingFedAvg
+from cohort.federated.bounds import (
+    MeasuredUpdate,
+    capped_weights,
+    check_sample_count,
+    clip_factor,
+    first_non_finite,
+    measure,
+)
 from cohort.federated.node_store import NodeStore
 from cohort.federated.rounds import Assignment, Outcome, Rejection, RoundState
 
@@ -44,8 +52,6 @@ CYCLES = Counter("cohort_node_cycle_requests_total", "Cycle requests", ["outcome
 REPORTS = Counter("cohort_node_reports_total", "Device reports", ["outcome"])
 ROUNDS = Counter("cohort_node_rounds_total", "Closed round attempts", ["outcome"])
 CURRENT_ROUND = Gauge("cohort_node_current_round", "Round in progress")
-
-MAX_SAMPLES_PER_REPORT = 10_000_000
 
 
 class CycleAccepted(BaseModel):
@@ -91,26 +97,65 @@ class DeviceReport:
     accuracy: float
 
     def __post_init__(self) -> None:
-        if not 1 <= self.num_samples <= MAX_SAMPLES_PER_REPORT:
-            raise InvalidInput(f"num_samples must be between 1 and {MAX_SAMPLES_PER_REPORT:,}")
+        # The job's own cap (max_samples_per_report) is checked where the job is known.
+        if self.num_samples < 1:
+            raise InvalidInput("num_samples must be at least 1")
         if not (math.isfinite(self.loss) and self.loss >= 0):
             raise InvalidInput("loss must be a finite, non-negative number")
         if not 0.0 <= self.accuracy <= 1.0:
             raise InvalidInput("accuracy must lie between 0 and 1")
 
 
+@dataclass
+class _Folded:
+    """A report as the tally folded it in: enough to change its weight later, without its update."""
+
+    update_key: str
+    report: DeviceReport
+    factor: float  # its clipping factor
+    weight: float  # the weight its update carries in the sum now
+
+
 class _RoundTally:
-    """The running aggregate and metrics of the open round attempt."""
+    """The running aggregate and metrics of the open round attempt.
 
-    def __init__(self, signature: TensorSignature) -> None:
+    Each update is clipped and folded in with its full sample count as it arrives. Which reports
+    exceed the share cap is known only at the close, and only they are read back from the store
+    then, to take their excess out: exact, and memory stays at the one running sum.
+    """
+
+    def __init__(self, signature: TensorSignature, config: ServerConfig) -> None:
         self.fedavg = StreamingFedAvg(signature)
-        self.loss_sum = 0.0
-        self.accuracy_sum = 0.0
+        self._config = config
+        self._folded: list[_Folded] = []
 
-    def add(self, delta: Tensors, report: DeviceReport) -> None:
-        self.fedavg.add(delta, report.num_samples)
-        self.loss_sum += report.loss * report.num_samples
-        self.accuracy_sum += report.accuracy * report.num_samples
+    def add(self, update: MeasuredUpdate, report: DeviceReport, update_key: str) -> None:
+        factor = clip_factor(update.norm, self._config.clip_norm)
+        self.fedavg.add(update.tensors, report.num_samples, factor)
+        self._folded.append(_Folded(update_key, report, factor, float(report.num_samples)))
+
+    def settle(self, read_update: Callable[[str], Tensors]) -> None:
+        """Bring every report to its capped weight; safe to repeat after a failure part way."""
+        samples = [folded.report.num_samples for folded in self._folded]
+        weights = capped_weights(samples, self._config.max_report_share)
+        for folded, weight in zip(self._folded, weights, strict=True):
+            if float(weight) != folded.weight:
+                delta = read_update(folded.update_key)
+                self.fedavg.reweigh(delta, folded.factor, folded.weight, float(weight))
+                folded.weight = float(weight)
+
+    @property
+    def samples(self) -> int:
+        """The samples the reports claimed, before any cap."""
+        return sum(folded.report.num_samples for folded in self._folded)
+
+    @property
+    def capped(self) -> int:
+        return sum(folded.weight < folded.report.num_samples for folded in self._folded)
+
+    def mean(self, metric: Callable[[DeviceReport], float]) -> float:
+        """A reported metric, averaged with the reports' current weights."""
+        return math.fsum(metric(f.report) * f.weight for f in self._folded) / self.fedavg.total_weight
 
 
 class FederatedNode:
@@ -164,7 +209,7 @@ class FederatedNode:
         """Open the first attempt of a round."""
         self._state = RoundState(round_number, 1, self._server_config.policy, opened_at=now)
         self._store.open_round(round_number, 1, now, self._state.deadline)
-        self._tally = _RoundTally(self._signature)
+        self._tally = _RoundTally(self._signature, self._server_config)
         CURRENT_ROUND.set(round_number)
 
     def _resume(self, record: RoundRecord) -> None:
@@ -175,13 +220,14 @@ class FederatedNode:
             self._server_config.policy,
             opened_at=record.opened_at.timestamp(),
         )
-        self._tally = _RoundTally(self._signature)
+        self._tally = _RoundTally(self._signature, self._server_config)
         for slot in self._store.participations(record.round_number, record.attempt):
             self._state.assignments[slot.device_id] = slot.request_key
             if slot.status == ParticipationStatus.REPORTED:
                 delta = self._store.read_update(slot.update_key, self._signature)
                 report = DeviceReport(int(slot.num_samples), float(slot.loss), float(slot.accuracy))
-                self._tally.add(delta, report)
+                # Accepted earlier, so within the bound then: measured again for its clipping factor.
+                self._tally.add(measure(delta, math.inf), report, slot.update_key)
                 self._state.record_report(slot.request_key)
         CURRENT_ROUND.set(record.round_number)
 
@@ -246,7 +292,10 @@ class FederatedNode:
         self, device_id: str, dataset_id: str, request_key: str, report: DeviceReport, body: bytes
     ) -> ReportReceipt:
         self._check_dataset(dataset_id)
-        delta = decode(body, self._signature, what="the update")
+        check_sample_count(report.num_samples, self._server_config.max_samples_per_report)
+        update = measure(
+            view_tensors(body, self._signature, what="the update"), self._server_config.max_update_norm
+        )
         with self._lock:
             state = self._current_for_report(device_id, request_key)
             if state is None:
@@ -271,7 +320,7 @@ class FederatedNode:
             if not first:
                 REPORTS.labels("duplicate").inc()
                 return _receipt("duplicate", state)
-            self._tally.add(delta, report)
+            self._tally.add(update, report, key)
             state.record_report(request_key)
             REPORTS.labels("accepted").inc()
             self._close_if_due()
@@ -307,7 +356,7 @@ class FederatedNode:
             return fate("counted", f"counted in round {round_number}, with {record.reports} reports in all")
         if record.status == RoundStatus.FAILED:
             return fate("discarded", f"{_failed_round_reason(record)}; its reports count in no model")
-        if job.status not in (JobStatus.PENDING, JobStatus.RUNNING):
+        if job.status not in OPEN_JOB_STATUSES:
             return fate(
                 "discarded", f"the job is {job.status} ({job.status_reason}) and the round never closed"
             )
@@ -337,22 +386,38 @@ class FederatedNode:
 
     def _aggregate(self, now: float) -> None:
         state, tally = self._state, self._tally
-        self._global_weights = tally.fedavg.apply_to(self._global_weights)
-        samples = tally.fedavg.total_weight
+        tally.settle(lambda key: self._store.read_update(key, self._signature))
+        weights = tally.fedavg.apply_to(self._global_weights)
+        culprit = first_non_finite(weights)
+        if culprit is not None:  # the previous model stays, and the attempt is retried
+            self._fail_attempt(now, f"the aggregate is not finite (tensor '{culprit}' holds NaN or inf)")
+            if not self.finished.is_set():
+                # Every update was checked as it came, so the fault is in the fold held in memory: the
+                # retry folds the reports it carries again, from the store, as a restart would.
+                self._resume(self._store.round(state.number))
+            return
+        self._global_weights = weights
         checkpoint = self._store.write_checkpoint(state.number, self._global_weights)
         self._store.complete_round(
             state.number,
             closed_at=now,
             devices=len(state.assignments),
             reports=tally.fedavg.reports,
-            samples=samples,
-            loss=tally.loss_sum / samples,
-            accuracy=tally.accuracy_sum / samples,
+            samples=tally.samples,
+            loss=tally.mean(lambda report: report.loss),
+            accuracy=tally.mean(lambda report: report.accuracy),
             checkpoint=checkpoint,
         )
         ROUNDS.labels("completed").inc()
         self._model_key = checkpoint
-        log.info("round %s closed: %s reports, %s samples", state.number, tally.fedavg.reports, samples)
+        log.info(
+            "round %s closed: %s reports, %s samples, %s weight(s) capped to a share of %s",
+            state.number,
+            tally.fedavg.reports,
+            tally.samples,
+            tally.capped,
+            self._server_config.max_report_share,
+        )
         self._after_round(state.number, checkpoint, now)
 
     def _after_round(self, completed: int, checkpoint: str, now: float) -> None:
@@ -365,10 +430,10 @@ class FederatedNode:
         self._job = self._store.advance(completed + 1, checkpoint, now)
         self._open(completed + 1, now)
 
-    def _fail_attempt(self, now: float) -> None:
+    def _fail_attempt(self, now: float, reason: str | None = None) -> None:
         state = self._state
         reports, quorum = len(state.reported), state.policy.min_reports
-        reason = f"quorum not met by the deadline: {reports} of {quorum} reports needed"
+        reason = reason or f"quorum not met by the deadline: {reports} of {quorum} reports needed"
         final = state.attempt >= self._server_config.max_round_attempts
         self._store.fail_attempt(
             state.number, state.attempt, reason, failed_at=now, devices=len(state.assignments), final=final

@@ -160,3 +160,81 @@ def test_devices_of_another_app_cannot_join(platform: PlatformState, setting: Se
     # The other app's devices do not see the job, and the node refuses them
     assert httpx.get(f"{platform.orchestrator_url}/v1/devices/jobs", headers=outsider.headers).json() == []
     assert outsider.cycle(node).status_code == 403
+
+
+def _trained_minus_initial(setting: Setting, job_id: str) -> dict[str, torch.Tensor]:
+    signature = TensorSignature.of(parse_architecture(TINY_MLP).build())
+    trained = decode(setting.scientist.download_trained_model(job_id), signature)
+    return {name: trained[name] - initial for name, initial in setting.initial_weights.items()}
+
+
+def test_an_update_that_overflows_a_float32_sum_is_refused_and_the_next_model_is_finite(
+    platform: PlatformState, setting: Setting
+) -> None:
+    # Given a one-round job of two reports, and beside two honest devices one whose update holds a
+    # single value of 3e38 with num_samples=2: folded into a float32 sum, it made the model infinite
+    job = setting.start(rounds=1, min_reports=2, max_reports=2, cohort_size=3, round_deadline_seconds=30)
+    honest = [Device(platform, setting.api_key, f"honest-{i}") for i in range(2)]
+    attacker = Device(platform, setting.api_key, "attacker")
+    node = attacker.node_url(job["job_id"])
+    slots = [device.cycle(node).json() for device in [*honest, attacker]]
+    hostile = _zero_delta()
+    hostile["1.weight"][0, 0] = 3e38
+
+    # When the attacker reports first
+    refused = attacker.report(node, slots[2]["request_key"], encode(hostile), num_samples=2)
+
+    # Then it is refused, told the norm and the job's bound
+    assert refused.status_code == 422
+    assert "max_update_norm" in str(refused.json()["detail"])
+    # And once the honest devices report, the round closes on theirs, with a finite model that
+    # moved by their step
+    small = {name: torch.full_like(t, 0.01) for name, t in _zero_delta().items()}
+    for device, slot in zip(honest, slots, strict=False):
+        assert device.report(node, slot["request_key"], encode(small)).status_code == 202
+    job = _wait_for_status(setting, job["job_id"], {"completed", "failed"})
+    assert job["status"] == "completed", job["status_reason"]
+    assert job["rounds"][0]["reports"] == 2
+    for step in _trained_minus_initial(setting, job["job_id"]).values():
+        assert torch.isfinite(step).all()
+        torch.testing.assert_close(step, torch.full_like(step, 0.01))
+
+
+def test_one_device_claiming_the_most_samples_carries_no_more_than_the_share_cap(
+    platform: PlatformState, setting: Setting
+) -> None:
+    # Given a one-round job of ten reports, nine honest devices with about 180 samples whose updates
+    # move nothing, and one whose update moves every weight by +1
+    job = setting.start(rounds=1, min_reports=10, max_reports=10, round_deadline_seconds=30)
+    bounds = job["server_config"]
+    devices = [Device(platform, setting.api_key, f"phone-{i}") for i in range(10)]
+    node = devices[0].node_url(job["job_id"])
+    slots = [device.cycle(node).json() for device in devices]
+    zero, ones = _zero_delta(), {name: torch.ones_like(t) for name, t in _zero_delta().items()}
+    for i, (device, slot) in enumerate(zip(devices[:9], slots, strict=False)):
+        assert device.report(node, slot["request_key"], encode(zero), num_samples=175 + i).status_code == 202
+
+    # When the last one claims 10,000,000 samples
+    attacker, slot = devices[9], slots[9]
+    claimed_too_many = attacker.report(node, slot["request_key"], encode(ones), num_samples=10_000_000)
+
+    # Then the claim is refused, naming the job's cap
+    assert claimed_too_many.status_code == 422
+    assert "max_samples_per_report" in str(claimed_too_many.json()["detail"])
+    # And when it then claims the most the job allows, the report is taken
+    claimed_the_cap = attacker.report(
+        node, slot["request_key"], encode(ones), num_samples=bounds["max_samples_per_report"]
+    )
+    assert claimed_the_cap.status_code == 202
+    job = _wait_for_status(setting, job["job_id"], {"completed", "failed"})
+    assert job["status"] == "completed", job["status_reason"]
+    # And the model moved by the attacker's share of the round: at most the cap, though it claimed
+    # most of the round's samples
+    (closed,) = job["rounds"]
+    assert bounds["max_samples_per_report"] / closed["samples"] > 0.8
+    steps = torch.cat([step.flatten() for step in _trained_minus_initial(setting, job["job_id"]).values()])
+    share = float(steps.mean())
+    assert 0 < share <= bounds["max_report_share"] + 1e-6
+    # And so the model's mean |w| grew by at most that share of the attacker's step
+    initial = torch.cat([w.flatten() for w in setting.initial_weights.values()])
+    assert float((initial + steps).abs().mean()) <= float(initial.abs().mean()) + share + 1e-6

@@ -189,9 +189,10 @@ def test_memory_stays_at_one_model_however_many_updates_are_added() -> None:
 
     # Then none of the updates is kept alive by the aggregator
     assert all(ref() is None for ref in dropped)
-    # And it still holds one model's worth of memory, the same buffers, updated in place
+    # And it still holds one running sum in float64, twice the float32 model, and a buffer of at
+    # most 4 MiB to widen values into: the same buffers, updated in place
     after = _storages(_held_tensors(aggregator))
-    assert sum(after.values()) == model_numel * 4
+    assert model_numel * 8 < sum(after.values()) <= model_numel * 8 + 4 * 1024 * 1024
     assert after == before
     assert aggregator.reports == 50
 
@@ -217,3 +218,94 @@ def test_a_decoded_update_folds_as_one_span_with_the_same_result() -> None:
 def test_tensors_from_separate_allocations_are_not_one_span() -> None:
     delta = _random(SIGNATURE, torch.Generator().manual_seed(3))
     assert contiguous_span(delta, sorted(delta)) is None
+
+
+def test_a_value_near_the_float32_limit_does_not_overflow_the_running_sum() -> None:
+    # Given honest updates and one with a single value of 3e38 weighted by 2 samples: in a float32 sum
+    # that value alone overflows to infinity (2 x 3e38 > 3.4e38)
+    generator = torch.Generator().manual_seed(12)
+    honest = [(_random(SIGNATURE, generator, scale=0.01), 10) for _ in range(3)]
+    hostile = SIGNATURE.zeros()
+    hostile["fc.weight"][0, 0] = 3e38
+    assert torch.isinf(hostile["fc.weight"][0, 0] * 2)
+
+    # When all are folded in
+    aggregator = StreamingFedAvg(SIGNATURE)
+    for delta, weight in [*honest, (hostile, 2)]:
+        aggregator.add(delta, weight)
+    result = aggregator.apply_to(SIGNATURE.zeros())
+
+    # Then the mean is finite: the sum is float64, where it fits
+    assert all(torch.isfinite(tensor).all() for tensor in result.values())
+    torch.testing.assert_close(
+        result["fc.weight"][0, 0].double(), torch.tensor(3e38 * 2 / 32).double(), rtol=1e-6, atol=0
+    )
+
+
+def test_a_clipping_factor_scales_the_update_but_not_its_weight() -> None:
+    # Given an update of +1 clipped to a quarter, with 30 samples, and one of 0 with 10
+    signature = TensorSignature({"w": (2, 2)})
+    aggregator = StreamingFedAvg(signature)
+    aggregator.add({"w": torch.ones(2, 2)}, 30, factor=0.25)
+    aggregator.add({"w": torch.zeros(2, 2)}, 10)
+
+    # When applied, then the step is 30 x 0.25 / 40: the factor shrinks the update, the weight stays
+    assert aggregator.total_weight == 40
+    torch.testing.assert_close(aggregator.apply_to({"w": torch.zeros(2, 2)})["w"], torch.full((2, 2), 0.1875))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_reweighing_an_update_equals_having_added_it_with_the_new_weight(seed: int) -> None:
+    # Given updates folded with their claimed counts, one of them huge and clipped
+    generator = torch.Generator().manual_seed(seed)
+    deltas = [_random(SIGNATURE, generator, scale=0.1) for _ in range(4)]
+    claimed = [12, 250, 10_000_000, 31]
+    factors = [1.0, 0.5, 0.125, 1.0]
+    streamed = StreamingFedAvg(SIGNATURE)
+    for delta, weight, factor in zip(deltas, claimed, factors, strict=True):
+        streamed.add(delta, weight, factor)
+
+    # When the huge one is brought down to 40.5 afterwards
+    streamed.reweigh(deltas[2], factors[2], old_weight=10_000_000, new_weight=40.5)
+
+    # Then the model is the one folding it with 40.5 from the start gives, to float64 rounding
+    direct = StreamingFedAvg(SIGNATURE)
+    for delta, weight, factor in zip(deltas, [12, 250, 40.5, 31], factors, strict=True):
+        direct.add(delta, weight, factor)
+    assert streamed.total_weight == direct.total_weight == 12 + 250 + 40.5 + 31
+    global_weights = _random(SIGNATURE, generator)
+    for name, tensor in direct.apply_to(global_weights).items():
+        torch.testing.assert_close(streamed.apply_to(global_weights)[name], tensor, rtol=1e-6, atol=1e-7)
+
+
+def test_a_weight_cannot_be_reweighed_to_nothing() -> None:
+    aggregator = StreamingFedAvg(SIGNATURE)
+    delta = _random(SIGNATURE, torch.Generator().manual_seed(1))
+    aggregator.add(delta, 5)
+
+    with pytest.raises(ValueError, match="positive"):
+        aggregator.reweigh(delta, 1.0, old_weight=5, new_weight=0)
+
+    assert aggregator.total_weight == 5
+
+
+@pytest.mark.parametrize("decoded", [False, True], ids=["separate-tensors", "one-span"])
+def test_a_model_larger_than_one_widening_step_folds_and_applies_every_value(decoded: bool) -> None:
+    # Given a model of 1,200,005 values, more than the 4 MiB of float64 the fold widens at a time
+    signature = TensorSignature({"big": (1_200_000,), "small": (5,)})
+    generator = torch.Generator().manual_seed(9)
+    global_weights, first, second = (_random(signature, generator) for _ in range(3))
+    if decoded:
+        first, second = (decode(encode(delta), signature) for delta in (first, second))
+
+    # When two updates are folded in and applied
+    aggregator = StreamingFedAvg(signature)
+    aggregator.add(first, 3, factor=0.5)
+    aggregator.add(second, 7)
+    result = aggregator.apply_to(global_weights)
+
+    # Then every value, across the steps' boundaries, is the float64 mean, to float32 rounding
+    for name in signature.shapes:
+        weighted = 3 * 0.5 * first[name].double() + 7 * second[name].double()
+        expected = global_weights[name].double() + weighted / 10
+        torch.testing.assert_close(result[name].double(), expected, rtol=1e-6, atol=1e-7)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from cohort.domain.architecture import parse_architecture
 from cohort.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from cohort.domain.records import JobStatus, ParticipationStatus, RoundStatus
-from cohort.domain.training import Availability
-from cohort.domain.weights import encode
+from cohort.domain.training import Availability, ServerConfig
+from cohort.domain.weights import TensorSignature, encode
 from cohort.federated.memory_store import MemoryNodeStore
 from cohort.federated.node import CycleAccepted, CycleRejected, DeviceReport, FederatedNode
 from cohort.federated.node_store import at_time, checkpoint_key, update_key
@@ -283,12 +285,184 @@ def test_the_report_is_recorded_at_the_nodes_time() -> None:
     assert slot.update_key == update_key(JOB_ID, 1, 1, key)
 
 
+# -- bounded reports ---------------------------------------------------------------------------------
+
+
+def _spying_on_read_backs(store: MemoryNodeStore) -> list[str]:
+    """The keys of the updates the node reads back from its store, from now on."""
+    keys: list[str] = []
+    read_update = store.read_update
+
+    def spy(key: str, signature: TensorSignature) -> dict[str, torch.Tensor]:
+        keys.append(key)
+        return read_update(key, signature)
+
+    store.read_update = spy  # type: ignore[method-assign]
+    return keys
+
+
+def test_an_update_above_the_norm_bound_is_refused_and_changes_nothing() -> None:
+    # Given a round beside an honest report, and a device whose update holds one value of 3e38 with
+    # num_samples=2: folded into a float32 sum, it made the next model infinite
+    harness = Harness(min_reports=2, max_reports=2, max_update_norm=1_000.0)
+    harness.report("honest", harness.admit("honest"), encode(delta(0.01)))
+    key = harness.admit("attacker")
+    hostile = delta(0.0)
+    hostile["0.weight"][0, 0] = 3e38
+
+    # When it reports, then it is refused, saying the norm, the bound and what to do
+    with pytest.raises(InvalidInput, match=r"L2 norm is 3e\+38, above this job's max_update_norm of 1,000"):
+        harness.report("attacker", key, encode(hostile), num_samples=2)
+
+    # And nothing was stored or counted: the round waits for a good report
+    assert harness.slots() == {
+        "honest": ParticipationStatus.REPORTED,
+        "attacker": ParticipationStatus.ASSIGNED,
+    }
+    with pytest.raises(NotFound):
+        harness.store.read_update(update_key(JOB_ID, 1, 1, key), SIGNATURE)
+    assert harness.store.round(1).status == RoundStatus.OPEN
+    assert harness.report("attacker", key, encode(delta(0.01))) == "accepted"
+    assert harness.store.round(1).status == RoundStatus.COMPLETED
+
+
+def test_a_report_claiming_more_samples_than_the_job_allows_is_refused_and_changes_nothing() -> None:
+    harness = Harness(min_reports=1, max_reports=1, max_samples_per_report=500)
+    key = harness.admit("phone-1")
+
+    with pytest.raises(
+        InvalidInput, match="num_samples is 10,000,000, above this job's max_samples_per_report"
+    ):
+        harness.report("phone-1", key, num_samples=10_000_000)
+
+    assert harness.slots() == {"phone-1": ParticipationStatus.ASSIGNED}
+    assert harness.report("phone-1", key, num_samples=500) == "accepted"
+
+
+def test_an_update_above_clip_norm_is_scaled_down_to_it_before_it_is_averaged() -> None:
+    # Given a job that clips updates to a norm of 1, and an update moving each weight by +1
+    harness = Harness(min_reports=1, max_reports=1, clip_norm=1.0)
+    values = sum(math.prod(shape) for shape in SIGNATURE.shapes.values())
+
+    # When it is the round's only report
+    harness.report("phone-1", harness.admit("phone-1"), encode(delta(1.0)))
+
+    # Then the model moved by that update scaled to norm 1: each weight by 1 / sqrt(values)
+    _moved_by(harness.weights(checkpoint_key(JOB_ID, 1)), 1 / math.sqrt(values))
+
+
+def test_nine_honest_devices_and_one_claiming_the_cap_leave_it_the_share_cap_and_no_more() -> None:
+    # Given a round of ten reports under the default bounds: nine honest devices with about 180
+    # samples whose updates move nothing, and one claiming the sample cap whose update moves every
+    # weight by +1
+    harness = Harness(min_reports=10, max_reports=10)
+    bounds = ServerConfig()
+    read_backs = _spying_on_read_backs(harness.store)
+    honest = [180, 175, 190, 170, 185, 182, 178, 181, 179]
+    for i, samples in enumerate(honest):
+        harness.report(f"honest-{i}", harness.admit(f"honest-{i}"), ZERO, num_samples=samples, loss=0.5)
+    attacker = harness.admit("attacker")
+    harness.report(
+        "attacker", attacker, encode(delta(1.0)), num_samples=bounds.max_samples_per_report, loss=0.0
+    )
+
+    # Then the round closed, recording the samples as claimed
+    round_one = harness.store.round(1)
+    assert (round_one.status, round_one.samples) == (RoundStatus.COMPLETED, sum(honest) + 10_000)
+    # And the attacker moved the model by exactly its capped share, not by its 86% of the samples
+    _moved_by(harness.weights(round_one.checkpoint_key), bounds.max_report_share)
+    # And its claimed loss of 0 weighs as much, no more
+    assert round_one.loss == pytest.approx((1 - bounds.max_report_share) * 0.5)
+    # And only its update was read back to take out its excess weight
+    assert read_backs == [update_key(JOB_ID, 1, 1, attacker)]
+
+
+def test_a_round_of_fewer_reports_than_the_share_cap_allows_weighs_them_equally() -> None:
+    # Given a share cap of a quarter and a round of two reports: 300 samples of +1 and 100 of 0
+    harness = Harness(min_reports=2, max_reports=2, max_report_share=0.25)
+    harness.report("big", harness.admit("big"), encode(delta(1.0)), num_samples=300)
+    harness.report("small", harness.admit("small"), ZERO, num_samples=100)
+
+    # Then no weights but equal ones come as near the cap: the model moves by the plain mean
+    _moved_by(harness.weights(checkpoint_key(JOB_ID, 1)), 0.5)
+
+
+def test_a_restarted_node_gives_exactly_the_same_clipped_and_capped_model() -> None:
+    # Given the same four reports, one of them large and over-claiming, taken by a node that runs
+    # the round through and by one that is restarted after three of them
+    reports = [
+        ("a", delta(0.25), 180, 0.4),
+        ("attacker", delta(4.0), 9_000, 0.0),
+        ("b", delta(-0.5), 170, 0.6),
+        ("c", delta(0.125), 190, 0.5),
+    ]
+    config = {"min_reports": 4, "max_reports": 4, "clip_norm": 5.0, "max_report_share": 0.3}
+    uninterrupted, first_life = Harness(**config), Harness(**config)
+    keys = {}
+    for harness in (uninterrupted, first_life):
+        keys[harness] = [harness.admit(device) for device, *_ in reports]
+    for (device, update, samples, loss), key in zip(reports, keys[uninterrupted], strict=True):
+        uninterrupted.report(device, key, encode(update), num_samples=samples, loss=loss)
+    for (device, update, samples, loss), key in zip(reports[:3], keys[first_life][:3], strict=True):
+        first_life.report(device, key, encode(update), num_samples=samples, loss=loss)
+
+    # When the second node is restarted and the last report arrives
+    second_life = Harness(first_life.store, first_life.clock)
+    device, update, samples, loss = reports[3]
+    assert second_life.report(
+        device, keys[first_life][3], encode(update), num_samples=samples, loss=loss
+    ) == ("accepted")
+
+    # Then both closed the round with the same figures and the very same model
+    resumed, straight = second_life.store.round(1), uninterrupted.store.round(1)
+    assert (resumed.status, resumed.samples, resumed.loss) == (
+        straight.status,
+        straight.samples,
+        straight.loss,
+    )
+    for name, tensor in uninterrupted.weights(straight.checkpoint_key).items():
+        assert torch.equal(second_life.weights(resumed.checkpoint_key)[name], tensor)
+
+
+def test_a_round_whose_aggregate_is_not_finite_fails_and_the_previous_model_stays() -> None:
+    # Given a round whose tally holds a non-finite sum, which no accepted report can cause: here it is
+    # crafted, to prove the last line of defence
+    harness = Harness(rounds=2, min_reports=1, max_reports=2, max_round_attempts=2)
+    harness.report("phone-1", harness.admit("phone-1"), encode(delta(1.0)))
+    harness.node._tally.fedavg.add(delta(math.inf), 1)
+
+    # When its deadline passes
+    harness.clock.advance(DEADLINE_SECONDS)
+    harness.node.tick()
+
+    # Then the attempt failed saying why, no checkpoint was written, and the job still trains the
+    # initial model in a fresh attempt
+    round_one, job = harness.store.round(1), harness.store.job()
+    ((failure),) = round_one.failures
+    assert failure.reason == "the aggregate is not finite (tensor '0.bias' holds NaN or inf)"
+    assert (round_one.status, round_one.attempt, round_one.checkpoint_key) == (RoundStatus.OPEN, 2, None)
+    assert (job.status, job.current_round, job.global_weights_key) == (
+        JobStatus.RUNNING,
+        1,
+        INITIAL_WEIGHTS_KEY,
+    )
+    answer = harness.cycle("phone-2")
+    assert isinstance(answer, CycleAccepted)
+    assert answer.model_url == harness.store.model_url(INITIAL_WEIGHTS_KEY)
+    # And the next attempt aggregates normally from that model
+    harness.report("phone-2", answer.request_key, encode(delta(1.0)))
+    harness.clock.advance(DEADLINE_SECONDS)
+    harness.node.tick()
+    _moved_by(harness.weights(checkpoint_key(JOB_ID, 1)), 1.0)
+
+
 # -- closing rounds ----------------------------------------------------------------------------------
 
 
 def test_at_the_deadline_a_round_with_its_quorum_is_aggregated_by_fedavg() -> None:
-    # Given a round of at most three reports that has two: 30 samples of +1 and 10 of 0
-    harness = Harness(rounds=2, min_reports=2, max_reports=3)
+    # Given a round of at most three reports that has two: 30 samples of +1 and 10 of 0, and no
+    # share cap (with two reports, the default one would weigh them equally)
+    harness = Harness(rounds=2, min_reports=2, max_reports=3, max_report_share=1.0)
     first, second = harness.admit("phone-1"), harness.admit("phone-2")
     harness.report("phone-1", first, encode(delta(1.0)), num_samples=30, loss=0.2, accuracy=0.9)
     harness.report("phone-2", second, ZERO, num_samples=10, loss=0.6, accuracy=0.5)
@@ -344,7 +518,7 @@ def test_a_round_closes_early_once_max_reports_have_arrived() -> None:
 
 def test_a_deadline_without_quorum_fails_the_attempt_and_retries_keeping_its_reports() -> None:
     # Given a round that needs two reports, has one (+1 on 30 samples), and a device that never reported
-    harness = Harness(rounds=2, min_reports=2, max_reports=2, max_round_attempts=3)
+    harness = Harness(rounds=2, min_reports=2, max_reports=2, max_round_attempts=3, max_report_share=1.0)
     reported, silent = harness.admit("phone-1"), harness.admit("phone-2")
     assert harness.report("phone-1", reported, encode(delta(1.0)), num_samples=30) == "accepted"
 
@@ -442,7 +616,7 @@ def test_rounds_advance_until_the_job_completes_with_a_checkpoint_per_round() ->
 
 def test_a_restarted_node_resumes_the_open_round_without_losing_reports() -> None:
     # Given a round that needs two reports, one of which the node has accepted: 30 samples of +1
-    first_life = Harness(min_reports=2, max_reports=2)
+    first_life = Harness(min_reports=2, max_reports=2, max_report_share=1.0)
     early, late = first_life.admit("early"), first_life.admit("late")
     first_life.report("early", early, encode(delta(1.0)), num_samples=30)
 
@@ -543,7 +717,9 @@ def test_a_node_killed_after_its_last_round_completed_completes_the_job() -> Non
 @pytest.mark.parametrize("killed_at", ["carry_reports", "retry", "open_round"])
 def test_a_node_killed_while_retrying_a_round_resumes_the_retry_with_its_reports(killed_at: str) -> None:
     # Given a node that dies while moving round 1 from its failed attempt 1 to attempt 2
-    store = memory_store(rounds=1, min_reports=2, max_reports=2, round_deadline_seconds=DEADLINE_SECONDS)
+    store = memory_store(
+        rounds=1, min_reports=2, max_reports=2, round_deadline_seconds=DEADLINE_SECONDS, max_report_share=1.0
+    )
     first_life, _ = _reporting_round(mortal := Mortal(store))
     mortal.die_at(killed_at)
     first_life.clock.advance(DEADLINE_SECONDS)

@@ -135,6 +135,7 @@ def test_the_cohort_is_capped_and_later_devices_are_told_when_to_retry(node: Nod
     ("payload", "status", "message"),
     [
         (lambda: encode({**delta(0.0), "0.weight": torch.full((3, 4), math.nan)}), 422, "NaN"),
+        (lambda: encode({**delta(0.0), "0.bias": torch.tensor([0.0, 3e38, 0.0])}), 422, "max_update_norm"),
         (lambda: encode({**delta(0.0), "2.weight": torch.zeros(3, 4)}), 422, "shape"),
         (lambda: encode({k: v.double() for k, v in delta(0.0).items()}), 422, "float32"),
         (lambda: ZERO[:-10], 422, "truncated"),
@@ -146,6 +147,7 @@ def test_the_cohort_is_capped_and_later_devices_are_told_when_to_retry(node: Nod
     ],
     ids=[
         "nan",
+        "over-the-norm-bound",
         "wrong-shape",
         "wrong-dtype",
         "truncated",
@@ -200,6 +202,7 @@ def test_a_malformed_cycle_request_gets_422_and_no_slot(node: Node, request_: di
     "params",
     [
         {**GOOD_REPORT, "num_samples": 0},
+        {**GOOD_REPORT, "num_samples": 10_000_000},
         {**GOOD_REPORT, "num_samples": "ten"},
         {**GOOD_REPORT, "loss": "nan"},
         {**GOOD_REPORT, "loss": -0.1},
@@ -208,6 +211,7 @@ def test_a_malformed_cycle_request_gets_422_and_no_slot(node: Node, request_: di
     ],
     ids=[
         "zero-samples",
+        "over-the-sample-cap",
         "samples-not-a-number",
         "nan-loss",
         "negative-loss",

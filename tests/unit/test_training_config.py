@@ -52,6 +52,21 @@ def test_the_policy_carries_the_configured_values_with_over_selection() -> None:
         pytest.param({"min_battery": 1.5}, "min_battery", id="battery-over-one"),
         pytest.param({"max_round_attempts": 0}, "max_round_attempts", id="no-attempts"),
         pytest.param({"learning_rate": 0.1}, "learning_rate", id="client-field-on-server"),
+        pytest.param(
+            {"max_update_norm": 10, "clip_norm": 20},
+            "clip_norm (20) exceeds max_update_norm (10)",
+            id="clip>max",
+        ),
+        pytest.param({"max_update_norm": 0}, "max_update_norm", id="zero-norm-bound"),
+        pytest.param({"max_update_norm": math.nan}, "max_update_norm", id="nan-norm-bound"),
+        pytest.param({"clip_norm": -1}, "clip_norm", id="negative-clip"),
+        pytest.param({"clip_norm": math.inf}, "clip_norm", id="inf-clip"),
+        pytest.param({"max_samples_per_report": 0}, "max_samples_per_report", id="no-samples"),
+        pytest.param(
+            {"max_samples_per_report": 10_000_001}, "max_samples_per_report", id="samples-over-limit"
+        ),
+        pytest.param({"max_report_share": 0}, "max_report_share", id="zero-share"),
+        pytest.param({"max_report_share": 1.5}, "max_report_share", id="share-over-one"),
         pytest.param({"shell": "rm -rf /"}, "shell", id="unknown-field"),
     ],
 )
@@ -74,6 +89,28 @@ def test_boundary_server_configs_are_accepted(fields: dict) -> None:
     config = ServerConfig.model_validate(fields)
 
     assert config.policy.min_reports <= config.policy.max_reports <= config.policy.cohort_size
+
+
+def test_the_default_bounds_refuse_absurd_updates_and_cap_a_report_to_a_fifth_of_its_round() -> None:
+    config = ServerConfig()
+
+    assert (config.max_update_norm, config.clip_norm) == (1_000.0, None)
+    assert (config.max_samples_per_report, config.max_report_share) == (10_000, 0.2)
+
+
+def test_clip_norm_may_equal_the_norm_bound() -> None:
+    config = ServerConfig(max_update_norm=10, clip_norm=10)
+
+    assert config.clip_norm == config.max_update_norm
+
+
+@pytest.mark.parametrize(
+    "field", ["max_update_norm", "clip_norm", "max_samples_per_report", "max_report_share"]
+)
+def test_each_bound_is_described_in_the_published_schema(field: str) -> None:
+    schema = ServerConfig.model_json_schema()["properties"][field]
+
+    assert len(schema["description"]) > 40
 
 
 def test_server_config_is_immutable() -> None:

@@ -73,6 +73,7 @@ def create_app(launcher: Launcher | None = None) -> FastAPI:
         settings.allowed_origins,
         methods=["GET", "POST", "DELETE"],
         headers=["Authorization", "Content-Type"],
+        expose_headers=["Retry-After"],  # the dashboard says when to try a 429 or a 503 again
     )
     return app
 

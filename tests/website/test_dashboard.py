@@ -275,6 +275,11 @@ def test_an_app_developer_and_a_scientist_use_the_dashboard_end_to_end(
     screenshot(page, "training-form")
     visits.check(page, "training form with an error")
 
+    # And the form offers the bounds on what one device may do, with the API's defaults
+    bounds = page.get_by_role("group", name="Against bad devices (server config)")
+    expect(bounds.get_by_label("Max Update Norm")).to_have_attribute("placeholder", re.compile("1000"))
+    expect(bounds.get_by_label("Max Report Share")).to_have_attribute("placeholder", re.compile("0.2"))
+
     # When it is corrected and started, and the app's devices come online
     page.get_by_label("Min Reports").fill("2")
     page.get_by_label("Round Deadline Seconds").fill("30")
@@ -284,6 +289,8 @@ def test_an_app_developer_and_a_scientist_use_the_dashboard_end_to_end(
     page.get_by_role("button", name="Start training").click()
     expect(page.get_by_role("heading", name=re.compile("Training job"))).to_be_visible(timeout=LIVE)
     job_id = page.url.rstrip("/").split("/")[-1]
+    # The job's page says how its FL node is doing while it starts and runs
+    expect(page.get_by_text(re.compile(r"FL node: (waiting|launching|booting|healthy)"))).to_be_visible(timeout=LIVE)
     train, _ = digits.load(seed=0)
     devices = threading.Thread(
         target=simulate,

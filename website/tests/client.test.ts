@@ -71,8 +71,8 @@ describe("Api.call", () => {
   });
 
   it("turns a validation error into problems placed on their fields", async () => {
-    const detail = [{ loc: ["body", "server_config", "min_reports"], msg: "Input should be greater than or equal to 1", type: "greater_than_equal" }];
-    const { fetcher } = server([json(422, { detail })]);
+    const errors = [{ loc: ["body", "server_config", "min_reports"], msg: "Input should be greater than or equal to 1", type: "greater_than_equal" }];
+    const { fetcher } = server([json(422, { detail: "1 problem with the request", errors })]);
     const api = new Api("https://api.example", credentials(["t"]), fetcher);
     const error = await api.call((c) => c.POST("/v1/jobs", { body: { model_id: "m", dataset_id: "d" } })).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ApiError);

@@ -5,7 +5,8 @@ import { errorFromResponse, labelOf, plainWords, problemsOf } from "../src/api/e
 describe("problemsOf", () => {
   it("places each validation error on the field it names, in plain words", () => {
     const body = {
-      detail: [
+      detail: "2 problems with the request",
+      errors: [
         { loc: ["body", "server_config", "rounds"], msg: "Input should be less than or equal to 10000", type: "less_than_equal" },
         { loc: ["body", "client_config", "batch_size"], msg: "Field required", type: "missing" },
       ],
@@ -25,6 +26,12 @@ describe("problemsOf", () => {
   it("keeps a refusal about nothing in particular whole", () => {
     expect(problemsOf({ detail: "the model's weights have not been committed; upload them and call commit first" })).toEqual([
       { path: "", message: "the model's weights have not been committed; upload them and call commit first" },
+    ]);
+  });
+
+  it("reads a refusal's sentence when it names no field problems", () => {
+    expect(problemsOf({ detail: "you have 3 training jobs that have not ended", errors: [] })).toEqual([
+      { path: "", message: "you have 3 training jobs that have not ended" },
     ]);
   });
 
@@ -60,11 +67,18 @@ describe("errorFromResponse", () => {
 
   it("names each field in a summary of several problems", () => {
     const error = errorFromResponse(422, {
-      detail: [{ loc: ["body", "attributes", 2, "max"], msg: "Input should be a valid number", type: "float_parsing" }],
+      detail: "1 problem with the request",
+      errors: [{ loc: ["body", "attributes", 2, "max"], msg: "Input should be a valid number", type: "float_parsing" }],
     });
     expect(error.message).toBe("attribute 3, max: must be a number");
     expect(error.about("attributes.2")).toHaveLength(1);
     expect(error.about("attributes.1")).toHaveLength(0);
+  });
+
+  it("says when to try again where the API said", () => {
+    const error = errorFromResponse(503, { detail: "a service the platform depends on is unavailable for now", errors: [] }, "5");
+    expect(error.message).toBe("a service the platform depends on is unavailable for now; try again in 5 s.");
+    expect(errorFromResponse(429, { detail: "too many", errors: [] }, "not-a-number").message).toBe("too many");
   });
 
   it("says what to do when the API said nothing", () => {

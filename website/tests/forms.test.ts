@@ -61,7 +61,7 @@ describe("collect", () => {
   it("leaves empty fields out, so the API's defaults apply", () => {
     const typed = { ...initialValues(fields), rounds: "3", min_reports: "2" };
     expect(collect(fields, typed)).toEqual({
-      body: { rounds: 3, min_reports: 2, require_unmetered_network: false },
+      body: { rounds: 3, min_reports: 2, require_unmetered_network: false, retain_updates: false },
       errors: {},
     });
   });
@@ -74,7 +74,8 @@ describe("collect", () => {
 
 describe("the API's problems on the training form", () => {
   const error = errorFromResponse(422, {
-    detail: [
+    detail: "3 problems with the request",
+    errors: [
       { loc: ["body", "server_config", "rounds"], msg: "Input should be less than or equal to 10000", type: "less_than_equal" },
       { loc: ["body", "server_config"], msg: "Value error, min_reports (5) exceeds max_reports (2)", type: "value_error" },
       { loc: ["body", "model_id"], msg: "Field required", type: "missing" },

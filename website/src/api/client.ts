@@ -53,7 +53,7 @@ export class Api {
       result = await this.attempt(operation);
     }
     if (result.error !== undefined || !result.response.ok) {
-      throw errorFromResponse(result.response.status, result.error);
+      throw errorFromResponse(result.response.status, result.error, result.response.headers.get("Retry-After"));
     }
     return result.data as T;
   }

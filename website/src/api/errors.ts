@@ -1,10 +1,11 @@
 /**
  * What the API says when it refuses a request, turned into words a person can act on.
  *
- * The orchestrator answers errors in two shapes: `{"detail": "message"}` for a refusal by the
- * platform (a message that often starts with the field it is about, "spec.dataset: ..."), and
- * `{"detail": [{loc, msg, type}]}` for a request that fails validation. API Gateway adds a third,
- * `{"message": "..."}`. Forms show each problem beside the field it concerns.
+ * The orchestrator answers every error with one body (its `ErrorBody`, docs/api.md):
+ * `{"detail": "message", "errors": [{loc, msg, type}]}`. `detail` is always a sentence, which often
+ * starts with the field it is about ("spec.dataset: ..."); `errors` names each field a request
+ * failed validation on. API Gateway has a shape of its own, `{"message": "..."}`. Forms show each
+ * problem beside the field it concerns.
  */
 
 export interface Problem {
@@ -76,9 +77,9 @@ const FIELD_PREFIX = /^([a-z_][a-z0-9_]*(?:\.[a-z0-9_]+)*): (.+)$/s;
 /** The problems in an error body, whichever of the API's shapes it has. */
 export function problemsOf(body: unknown): Problem[] {
   if (typeof body !== "object" || body === null) return [];
-  const { detail, message } = body as { detail?: unknown; message?: unknown };
-  if (Array.isArray(detail)) {
-    return detail
+  const { detail, errors, message } = body as { detail?: unknown; errors?: unknown; message?: unknown };
+  if (Array.isArray(errors) && errors.length > 0) {
+    return errors
       .filter((item): item is ValidationItem => typeof item === "object" && item !== null && "msg" in item)
       .map((item) => ({ path: pathOf(item.loc ?? []), message: plainWords(item) }));
   }
@@ -98,8 +99,11 @@ const STATUS_ADVICE: Record<number, string> = {
   503: "The service is busy: try again in a moment.",
 };
 
-/** One sentence for a failed request: the API's own words where it gave some. */
-export function errorFromResponse(status: number, body: unknown): ApiError {
+/**
+ * One sentence for a failed request: the API's own words where it gave some, and when to try again
+ * where the API said (`Retry-After`, in seconds, on a 429 or a 503).
+ */
+export function errorFromResponse(status: number, body: unknown, retryAfter?: string | null): ApiError {
   const problems = problemsOf(body);
   const summary =
     problems.length === 1 && problems[0]!.path === ""
@@ -107,7 +111,9 @@ export function errorFromResponse(status: number, body: unknown): ApiError {
       : problems.length > 0
         ? problems.map((p) => (p.path ? `${labelOf(p.path)}: ${p.message}` : p.message)).join("; ")
         : (STATUS_ADVICE[status] ?? `The API answered ${status}. Try again; if it persists, check the service's logs.`);
-  return new ApiError(status, summary, problems);
+  const seconds = Number(retryAfter);
+  const wait = retryAfter && Number.isInteger(seconds) && seconds > 0;
+  return new ApiError(status, wait ? `${summary.replace(/\.$/, "")}; try again in ${seconds} s.` : summary, problems);
 }
 
 /** "server_config.min_reports" → "min reports"; "attributes.2.max" → "attribute 3, max". */

@@ -17,7 +17,7 @@ export type ApiKey = Schemas["ApiKeyView"];
 /** How often pages that watch running work ask again. */
 export const LIVE_INTERVAL_MS = 2000;
 
-const OPEN_JOB = new Set(["pending", "running"]);
+const OPEN_JOB = new Set(["starting", "running"]);
 const OPEN_EVALUATION = new Set(["queued", "running"]);
 
 export function isOpenJob(job: Pick<Job, "status"> | undefined): boolean {

@@ -101,8 +101,10 @@ function Sample({ dataset }: { dataset: Dataset }) {
       {ready && (
         <>
           <p>
-            {dataset.rows?.toLocaleString()} rows generated from the schema with seed {dataset.seed}: the same schema
-            and seed always give the same rows.
+            {dataset.rows?.toLocaleString()} rows generated from the schema
+            {dataset.seed !== null && dataset.seed !== undefined
+              ? ` with seed ${dataset.seed}: the same schema and seed always give the same rows.`
+              : "."}
           </p>
           <div className="actions">
             <DownloadButton label="Download CSV" link={() => link("csv")} />

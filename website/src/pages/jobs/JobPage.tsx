@@ -51,6 +51,7 @@ function JobDetail() {
           <Status value={data.status} /> {statusLine(data, completedRounds)}
         </h2>
         <ProgressBar value={completedRounds / data.total_rounds} label="Rounds completed" />
+        {data.node && isOpenJob(data) && <NodeHealthLine node={data.node} />}
         {open && <OpenRound round={open} job={data} />}
         {data.status === "failed" && (
           <div role="alert" className="notice error">
@@ -102,9 +103,23 @@ function JobDetail() {
 }
 
 function statusLine(job: Job, completed: number): string {
-  if (job.status === "pending") return "waiting for the FL node to start";
+  if (job.status === "starting") {
+    return (job.node?.launches ?? 0) > 1 ? "relaunching the FL node" : "waiting for the FL node to start";
+  }
   if (job.status === "running") return `round ${job.current_round} of ${job.total_rounds}`;
   return `${completed} of ${job.total_rounds} rounds completed`;
+}
+
+/** The job's FL node as the supervisor last found it: a node that stops is relaunched, up to a limit. */
+function NodeHealthLine({ node }: { node: NonNullable<Job["node"]> }) {
+  return (
+    <p>
+      FL node: <Status value={node.health} />
+      {node.launches > 0 && ` launch ${node.launches} of at most ${node.max_launches}`}
+      {node.checked_at && `, checked ${when(node.checked_at)}`}.
+      {node.detail && node.health !== "healthy" && <span className="muted"> Last problem: {sentence(node.detail)}</span>}
+    </p>
+  );
 }
 
 function OpenRound({ round, job }: { round: Round; job: Job }) {

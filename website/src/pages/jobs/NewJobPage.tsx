@@ -22,6 +22,14 @@ const SERVER_FIELDS = fieldsOf("ServerConfig", [
   "min_battery",
   "require_unmetered_network",
 ]);
+// How far one device may move the model, and what is kept of its update: docs/protocol.md, "Bounded updates".
+const BOUND_FIELDS = fieldsOf("ServerConfig", [
+  "max_update_norm",
+  "clip_norm",
+  "max_samples_per_report",
+  "max_report_share",
+  "retain_updates",
+]);
 const EVALUATION_SAMPLES = fieldOf("EvaluationSpec", "samples");
 
 export function NewJobPage() {
@@ -43,13 +51,15 @@ function JobForm() {
   const [datasetId, setDatasetId] = useState(search.get("dataset") ?? "");
   const [client, setClient] = useState(() => initialValues(CLIENT_FIELDS));
   const [server, setServer] = useState(() => initialValues(SERVER_FIELDS));
+  const [bounds, setBounds] = useState(() => initialValues(BOUND_FIELDS));
   const [evaluate, setEvaluate] = useState(false);
   const [samples, setSamples] = useState("");
-  const [local, setLocal] = useState<{ client: Record<string, string>; server: Record<string, string>; other: Record<string, string> }>({
-    client: {},
-    server: {},
-    other: {},
-  });
+  const [local, setLocal] = useState<{
+    client: Record<string, string>;
+    server: Record<string, string>;
+    bounds: Record<string, string>;
+    other: Record<string, string>;
+  }>({ client: {}, server: {}, bounds: {}, other: {} });
 
   const start = useMutation({
     mutationFn: (body: Record<string, unknown>) => api.call((c) => c.POST("/v1/jobs", { body: body as never })),
@@ -63,25 +73,33 @@ function JobForm() {
     event.preventDefault();
     const clientConfig = collect(CLIENT_FIELDS, client);
     const serverConfig = collect(SERVER_FIELDS, server);
+    const boundsConfig = collect(BOUND_FIELDS, bounds);
     const evaluation = collect([EVALUATION_SAMPLES], { samples });
     const other: Record<string, string> = {};
     if (!modelId) other.model_id = "choose one of your models";
     if (!datasetId) other.dataset_id = "choose the app whose devices train it";
     if (evaluate && evaluation.errors.samples) other.samples = evaluation.errors.samples;
-    setLocal({ client: clientConfig.errors, server: serverConfig.errors, other });
-    const invalid = [clientConfig.errors, serverConfig.errors, other].some((errors) => Object.keys(errors).length > 0);
+    setLocal({ client: clientConfig.errors, server: serverConfig.errors, bounds: boundsConfig.errors, other });
+    const invalid = [clientConfig.errors, serverConfig.errors, boundsConfig.errors, other].some(
+      (errors) => Object.keys(errors).length > 0,
+    );
     if (invalid) return;
     start.mutate({
       model_id: modelId,
       dataset_id: datasetId,
       client_config: clientConfig.body,
-      server_config: serverConfig.body,
+      server_config: { ...serverConfig.body, ...boundsConfig.body },
       ...(evaluate ? { evaluate_on_completion: evaluation.body } : {}),
     });
   }
 
   const clientProblems = problemsUnder(start.error, "client_config", CLIENT_FIELDS.map((f) => f.name));
-  const serverProblems = problemsUnder(start.error, "server_config", SERVER_FIELDS.map((f) => f.name));
+  // Both fieldsets are server_config: each shows the problems about its own fields.
+  const serverProblems = problemsUnder(
+    start.error,
+    "server_config",
+    [...SERVER_FIELDS, ...BOUND_FIELDS].map((f) => f.name),
+  );
   if (models.isPending || datasets.isPending) return <Loading what="your models and the datasets" />;
   if (models.isError) return <ErrorNotice error={models.error} retry={() => void models.refetch()} />;
   if (datasets.isError) return <ErrorNotice error={datasets.error} retry={() => void datasets.refetch()} />;
@@ -143,6 +161,15 @@ function JobForm() {
           onChange={(name, value) => setServer((all) => ({ ...all, [name]: value }))}
           errors={{ ...serverProblems.byField, ...local.server }}
           general={serverProblems.general}
+        />
+        <ConfigFieldset
+          legend="Against bad devices (server config)"
+          description="Every update is checked before it counts: one over the norm bound or claiming more samples than the cap is refused; clipping scales each update down to a norm; the share cap keeps any one report from outweighing the rest. A round of fewer than 1 / share reports weighs them equally."
+          fields={BOUND_FIELDS}
+          values={bounds}
+          onChange={(name, value) => setBounds((all) => ({ ...all, [name]: value }))}
+          errors={{ ...serverProblems.byField, ...local.bounds }}
+          general={[]}
         />
         <fieldset>
           <legend>When training ends</legend>

@@ -14,11 +14,9 @@ import httpx
 import pytest
 import torch
 
-from cohort import aws, storage
-from cohort.catalogue import Bucket
 from cohort.cli import _show_fl_nodes
 from cohort.domain.architecture import parse_architecture
-from cohort.domain.records import ModelRecord, TrainingJobRecord, bind_tables
+from cohort.domain.records import ModelRecord, RoundRecord, TrainingJobRecord, bind_tables
 from cohort.domain.weights import TensorSignature, decode, encode
 from cohort.local.platform import PlatformState
 from cohort.settings import get_settings
@@ -137,13 +135,69 @@ def test_a_killed_node_is_relaunched_and_its_round_counts_every_report_once(
         torch.testing.assert_close(trained[name], initial + 0.5)
 
 
+def test_a_node_killed_between_completing_a_round_and_opening_the_next_keeps_the_round(
+    platform: PlatformState, setting: Setting
+) -> None:
+    # Given a two-round job whose first round has completed with two reports of +1
+    job_id = setting.start(rounds=2, min_reports=2, max_reports=2, round_deadline_seconds=300)["job_id"]
+    devices = [Device(platform, setting.api_key, f"window-{name}") for name in "ab"]
+    ones = encode({name: torch.full_like(t, 1.0) for name, t in _zero_delta().items()})
+
+    def both_report() -> None:
+        node = devices[0].node_url(job_id)
+        for device in devices:
+            slot = device.cycle(node).json()
+            assert device.report(node, slot["request_key"], ones, num_samples=10).status_code == 202
+
+    both_report()
+    _wait_for(setting, job_id, lambda j: j["current_round"] == 2, "in round 2")
+
+    # When its node is killed in the window after round 1 was recorded completed and before the job
+    # moved on: the store is put back as such a kill leaves it (the job at round 1 on the initial
+    # model, round 2 never opened), then the node, idle between reports, is killed
+    bind_tables(get_settings())
+    record = TrainingJobRecord.get(job_id, consistent_read=True)
+    record.update(
+        actions=[
+            TrainingJobRecord.current_round.set(1),
+            TrainingJobRecord.round_attempt.set(1),
+            TrainingJobRecord.global_weights_key.set(ModelRecord.get(setting.model_id).weights_key),
+        ]
+    )
+    RoundRecord.get(job_id, 2, consistent_read=True).delete()
+    os.kill(int(record.node_ref), signal.SIGKILL)
+
+    # Then the relaunched node goes on from round 1's result: round 1 stays completed with its reports
+    job = _wait_for(
+        setting,
+        job_id,
+        lambda j: j["node"]["launches"] == 2 and j["current_round"] == 2 and j["status"] == "running",
+        "relaunched into round 2",
+    )
+    round_one = next(r for r in job["rounds"] if r["round"] == 1)
+    assert (round_one["status"], round_one["reports"], round_one["samples"]) == ("completed", 2, 20)
+
+    # And round 2 trains round 1's model: two more reports of +1 move each weight by exactly 2 in all
+    both_report()
+    job = _wait_for(setting, job_id, lambda j: j["status"] in ("completed", "failed"), "ended")
+    assert job["status"] == "completed", job["status_reason"]
+    signature = TensorSignature.of(parse_architecture(TINY_MLP).build())
+    trained = decode(setting.scientist.download_trained_model(job_id), signature)
+    for name, initial in setting.initial_weights.items():
+        torch.testing.assert_close(trained[name], initial + 2.0)
+
+
 def test_a_node_that_cannot_start_fails_the_job_with_the_reason(
     platform: PlatformState, setting: Setting
 ) -> None:
-    # Given a model whose weights have vanished from storage, so that its node crashes at start
+    # Given a model whose record no longer matches its sealed weights (one hidden unit more), so
+    # that the API still starts its jobs but their node crashes at start, reading the weights
     bind_tables(get_settings())
-    weights_key = ModelRecord.get(setting.model_id).weights_key
-    aws.client("s3").delete_object(Bucket=storage.bucket_name(Bucket.MODELS), Key=weights_key)
+    model = ModelRecord.get(setting.model_id)
+    layers = model.architecture["layers"]
+    layers[1] = {**layers[1], "out_features": 33}
+    layers[3] = {**layers[3], "in_features": 33}
+    model.update(actions=[ModelRecord.architecture.set({**model.architecture, "layers": layers})])
 
     # When a job of it is started
     answer = _start(platform, setting, rounds=1, min_reports=1, max_reports=1, round_deadline_seconds=30)

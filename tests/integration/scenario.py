@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 import httpx
+import pytest
 import torch
 
 from cohort.federated.device_key import DeviceKey
 from cohort.local.platform import PlatformState
-from cohort.sdk import CohortClient
+from cohort.sdk import CohortClient, CohortError
 
 AVAILABLE = {"availability": {"battery": 0.9, "charging": True, "network": "wifi"}}
 TINY_MLP = {
@@ -85,3 +88,21 @@ class Device:
             content=payload,
             headers=self.headers,
         )
+
+
+def refusal(call: Callable[[], object]) -> CohortError:
+    """The error the SDK raises for ``call``; the test fails if it raises none."""
+    with pytest.raises(CohortError) as refused:
+        call()
+    return refused.value
+
+
+def wait_for_job(
+    scientist: CohortClient, job_id: str, statuses: Collection[str], timeout: float = 60.0
+) -> dict:
+    """The job once its status is one of ``statuses``; the test fails after ``timeout`` seconds."""
+    give_up_at = time.monotonic() + timeout
+    while (job := scientist.job(job_id))["status"] not in statuses:
+        assert time.monotonic() < give_up_at, f"job {job_id} stayed {job['status']}"
+        time.sleep(0.2)
+    return job

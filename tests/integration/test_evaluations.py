@@ -11,20 +11,13 @@ from cohort.catalogue import Group
 from cohort.datasets import digits
 from cohort.federated.simulator import simulate
 from cohort.local.platform import PlatformState
-from cohort.sdk.client import CohortError
 
-from .scenario import Setting
+from .scenario import Setting, refusal
 
 pytest.importorskip("cohort.evaluation.engine")
 pytestmark = pytest.mark.usefixtures("platform")
 
 QUICK = {"attacks": ["fgsm", "pgd_linf"], "epsilons_linf": [0.0, 0.1, 0.3], "samples": 50, "steps": 3}
-
-
-def _refusal(call) -> CohortError:
-    with pytest.raises(CohortError) as refused:
-        call()
-    return refused.value
 
 
 def test_the_owner_follows_an_evaluation_to_its_report(setting: Setting) -> None:
@@ -34,7 +27,7 @@ def test_the_owner_follows_an_evaluation_to_its_report(setting: Setting) -> None
     # When they submit an evaluation big enough to take a moment, and ask for its report at once
     spec = {**QUICK, "samples": 400, "steps": 20, "attacks": ["fgsm", "pgd_linf", "apgd_ce"]}
     evaluation = scientist.submit_evaluation(setting.model_id, spec)
-    early = _refusal(lambda: scientist.download_report(evaluation["evaluation_id"]))
+    early = refusal(lambda: scientist.download_report(evaluation["evaluation_id"]))
 
     # Then the report is not there yet: 409
     assert evaluation["status"] == "queued"
@@ -66,9 +59,9 @@ def test_another_scientist_sees_no_evaluation_and_cannot_evaluate_the_model(sett
 
     # When another scientist asks for it, its report, or an evaluation of the model
     refusals = [
-        _refusal(lambda: other.evaluation(evaluation["evaluation_id"])),
-        _refusal(lambda: other.download_report(evaluation["evaluation_id"])),
-        _refusal(lambda: other.submit_evaluation(setting.model_id, QUICK)),
+        refusal(lambda: other.evaluation(evaluation["evaluation_id"])),
+        refusal(lambda: other.download_report(evaluation["evaluation_id"])),
+        refusal(lambda: other.submit_evaluation(setting.model_id, QUICK)),
     ]
 
     # Then each is 404, exactly as for something that does not exist
@@ -78,8 +71,8 @@ def test_another_scientist_sees_no_evaluation_and_cannot_evaluate_the_model(sett
 
 def test_app_developers_cannot_use_evaluations(setting: Setting, people) -> None:
     developer = people.client(Group.APP_DEVELOPERS)
-    assert _refusal(lambda: developer.submit_evaluation(setting.model_id, QUICK)).status == 403
-    assert _refusal(developer.evaluations).status == 403
+    assert refusal(lambda: developer.submit_evaluation(setting.model_id, QUICK)).status == 403
+    assert refusal(developer.evaluations).status == 403
 
 
 @pytest.mark.parametrize(
@@ -94,7 +87,7 @@ def test_app_developers_cannot_use_evaluations(setting: Setting, people) -> None
     ],
 )
 def test_invalid_specs_are_refused_with_422(setting: Setting, spec: dict, where: str) -> None:
-    refused = _refusal(lambda: setting.scientist.submit_evaluation(setting.model_id, spec))
+    refused = refusal(lambda: setting.scientist.submit_evaluation(setting.model_id, spec))
     assert refused.status == 422
     assert where in json.dumps(refused.detail)
 
@@ -119,7 +112,7 @@ def test_a_scientist_evaluates_on_a_set_they_uploaded(setting: Setting) -> None:
 def test_an_evaluation_set_over_the_size_limit_gets_no_upload_url(setting: Setting) -> None:
     # On AWS the URL is also bound to the declared size (S3 checks it; the emulator does not),
     # and the evaluator reads at most the limit.
-    refused = _refusal(
+    refused = refusal(
         lambda: setting.scientist._request("POST", "/v1/evaluations/uploads", json={"size_bytes": 10**9})
     )
     assert refused.status == 422

@@ -21,19 +21,9 @@ from cohort.federated.simulator import simulate
 from cohort.federated.training import accuracy
 from cohort.local.platform import PlatformState
 
-from .scenario import TINY_MLP, Device, Setting
+from .scenario import TINY_MLP, Device, Setting, wait_for_job
 
 pytestmark = pytest.mark.usefixtures("platform")
-
-
-def _wait_for_status(setting: Setting, job_id: str, statuses: set[str], timeout: float = 60.0) -> dict:
-    give_up_at = time.monotonic() + timeout
-    while time.monotonic() < give_up_at:
-        job = setting.scientist.job(job_id)
-        if job["status"] in statuses:
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} stayed {job['status']}")
 
 
 def _zero_delta() -> dict[str, torch.Tensor]:
@@ -47,7 +37,7 @@ def test_devices_train_a_model_that_the_owner_downloads(platform: PlatformState,
 
     # When the simulated devices take part until it ends
     result = simulate(platform.orchestrator_url, setting.api_key, job["job_id"], train, 4, max_seconds=120)
-    job = _wait_for_status(setting, job["job_id"], {"completed", "failed"})
+    job = wait_for_job(setting.scientist, job["job_id"], {"completed", "failed"})
 
     # Then every round closed with reports and metrics, and the model learned
     assert result.errors == []
@@ -73,7 +63,7 @@ def test_a_device_whose_node_has_shut_down_learns_that_the_job_ended(
     first = Device(platform, setting.api_key, "first")
     slot = first.cycle(listing["node_url"]).json()
     first.report(listing["node_url"], slot["request_key"], encode(_zero_delta()))
-    _wait_for_status(setting, job["job_id"], {"completed"})
+    wait_for_job(setting.scientist, job["job_id"], {"completed"})
     _wait_until_unreachable(listing["node_url"])
 
     # When the late device takes part
@@ -117,7 +107,7 @@ def test_the_open_round_shows_its_devices_and_reports_as_they_come(
     slots.append(devices[2].cycle(node).json())
     for device, slot in zip(devices[1:], slots[1:], strict=True):
         assert device.report(node, slot["request_key"], encode(_zero_delta())).status_code == 202
-    (closed,) = _wait_for_status(setting, job["job_id"], {"completed"})["rounds"]
+    (closed,) = wait_for_job(setting.scientist, job["job_id"], {"completed"})["rounds"]
     assert (closed["status"], closed["devices"], closed["reports"], closed["samples"]) == (
         "completed",
         3,
@@ -133,7 +123,7 @@ def test_a_deadline_with_no_reports_fails_the_round_and_retries_it(setting: Sett
     )
 
     # When the deadlines pass
-    job = _wait_for_status(setting, job["job_id"], {"failed"}, timeout=30)
+    job = wait_for_job(setting.scientist, job["job_id"], {"failed"}, timeout=30)
 
     # Then both attempts of round 1 failed for want of a quorum, and the job says why
     assert "round 1 failed 2 times" in job["status_reason"]
@@ -192,7 +182,7 @@ def test_an_update_that_overflows_a_float32_sum_is_refused_and_the_next_model_is
     small = {name: torch.full_like(t, 0.01) for name, t in _zero_delta().items()}
     for device, slot in zip(honest, slots, strict=False):
         assert device.report(node, slot["request_key"], encode(small)).status_code == 202
-    job = _wait_for_status(setting, job["job_id"], {"completed", "failed"})
+    job = wait_for_job(setting.scientist, job["job_id"], {"completed", "failed"})
     assert job["status"] == "completed", job["status_reason"]
     assert job["rounds"][0]["reports"] == 2
     for step in _trained_minus_initial(setting, job["job_id"]).values():
@@ -226,7 +216,7 @@ def test_one_device_claiming_the_most_samples_carries_no_more_than_the_share_cap
         node, slot["request_key"], encode(ones), num_samples=bounds["max_samples_per_report"]
     )
     assert claimed_the_cap.status_code == 202
-    job = _wait_for_status(setting, job["job_id"], {"completed", "failed"})
+    job = wait_for_job(setting.scientist, job["job_id"], {"completed", "failed"})
     assert job["status"] == "completed", job["status_reason"]
     # And the model moved by the attacker's share of the round: at most the cap, though it claimed
     # most of the round's samples

@@ -6,8 +6,6 @@ which commit copied away from (sealed) and which nothing reads after.
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 import torch
@@ -18,10 +16,10 @@ from cohort.domain.architecture import parse_architecture
 from cohort.domain.records import ModelRecord
 from cohort.domain.weights import TensorSignature, decode, encode, trainable_state
 from cohort.local.platform import PlatformState
-from cohort.sdk import CohortClient, CohortError
+from cohort.sdk import CohortClient
 from tests.unit.onnx_models import cnn
 
-from .scenario import TINY_MLP, Device, Setting
+from .scenario import TINY_MLP, Device, Setting, refusal, wait_for_job
 
 GARBAGE = b"not safetensors at all, written after commit" * 100
 QUICK = {"attacks": ["fgsm"], "epsilons_linf": [0.0, 0.1], "samples": 20, "steps": 1}
@@ -45,19 +43,6 @@ def _committed(scientist: CohortClient, weights: dict[str, torch.Tensor]) -> tup
 
 def _put(url: str, content: bytes) -> httpx.Response:
     return httpx.put(url, content=content, headers={"Content-Type": "application/octet-stream"})
-
-
-def _refusal(attempt) -> CohortError:
-    with pytest.raises(CohortError) as refused:
-        attempt()
-    return refused.value
-
-
-def _wait_for_status(scientist: CohortClient, job_id: str, status: str, timeout: float = 60.0) -> None:
-    give_up_at = time.monotonic() + timeout
-    while scientist.job(job_id)["status"] != status:
-        assert time.monotonic() < give_up_at, f"job {job_id} did not become {status}"
-        time.sleep(0.2)
 
 
 def test_a_put_after_commit_changes_nothing_that_a_job_or_an_evaluation_reads(
@@ -85,7 +70,7 @@ def test_a_put_after_commit_changes_nothing_that_a_job_or_an_evaluation_reads(
     assert all(torch.equal(downloaded[name], weights[name]) for name in weights)
     # and, with a device that changes nothing, the job completes with exactly those weights
     assert device.report(node_url, slot["request_key"], encode(signature.zeros())).status_code == 202
-    _wait_for_status(setting.scientist, job["job_id"], "completed")
+    wait_for_job(setting.scientist, job["job_id"], {"completed"})
     trained = decode(setting.scientist.download_trained_model(job["job_id"]), signature)
     assert all(torch.equal(trained[name], weights[name]) for name in weights)
     # and the evaluator reads the committed weights too
@@ -104,7 +89,7 @@ def test_a_second_commit_after_a_put_is_refused_and_changes_nothing(setting: Set
     assert _put(upload_url, encode(other)).status_code == 200
 
     # When the model is committed again
-    refused = _refusal(lambda: setting.scientist._request("POST", f"/v1/models/{model_id}/commit"))
+    refused = refusal(lambda: setting.scientist._request("POST", f"/v1/models/{model_id}/commit"))
 
     # Then it is refused, and the model still names the same sealed weights, intact
     assert refused.status == 409
@@ -127,8 +112,8 @@ def test_weights_damaged_in_storage_give_409_and_no_job_or_evaluation(setting: S
         storage.delete(Bucket.MODELS, record.weights_key)
 
     # When the scientist starts a job or an evaluation on it
-    job = _refusal(lambda: setting.start(**ONE_ROUND))
-    evaluation = _refusal(lambda: setting.scientist.submit_evaluation(setting.model_id, QUICK))
+    job = refusal(lambda: setting.start(**ONE_ROUND))
+    evaluation = refusal(lambda: setting.scientist.submit_evaluation(setting.model_id, QUICK))
 
     # Then both are refused with 409 saying what to do, never a 500, and nothing was created
     for refused in (job, evaluation):

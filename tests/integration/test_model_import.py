@@ -9,20 +9,13 @@ from cohort.catalogue import Group
 from cohort.datasets import digits
 from cohort.federated.simulator import simulate
 from cohort.local.platform import PlatformState
-from cohort.sdk.client import CohortError
 from tests.unit.onnx_models import CNN_LAYERS, EXPORTS, GraphBuilder, cnn
 
-from .scenario import Setting
+from .scenario import Setting, refusal
 
 pytestmark = pytest.mark.usefixtures("platform")
 
 QUICK = {"attacks": ["fgsm", "pgd_linf"], "epsilons_linf": [0.0, 0.1], "samples": 40, "steps": 3}
-
-
-def _refusal(call) -> CohortError:
-    with pytest.raises(CohortError) as refused:
-        call()
-    return refused.value
 
 
 def _unsupported_file() -> bytes:
@@ -108,7 +101,7 @@ def test_an_unsupported_file_is_refused_with_the_reason_and_changes_nothing(peop
     httpx.put(created["upload_url"], content=_unsupported_file()).raise_for_status()
 
     # When it is committed
-    refused = _refusal(lambda: scientist._request("POST", f"/v1/models/{model_id}/commit"))
+    refused = refusal(lambda: scientist._request("POST", f"/v1/models/{model_id}/commit"))
 
     # Then the refusal names the operator, and the model still awaits a file it can import
     assert refused.status == 422
@@ -120,16 +113,14 @@ def test_an_unsupported_file_is_refused_with_the_reason_and_changes_nothing(peop
     httpx.put(created["upload_url"], content=cnn()).raise_for_status()
     assert scientist._request("POST", f"/v1/models/{model_id}/commit")["status"] == "ready"
     # and a second commit is refused
-    assert _refusal(lambda: scientist._request("POST", f"/v1/models/{model_id}/commit")).status == 409
+    assert refusal(lambda: scientist._request("POST", f"/v1/models/{model_id}/commit")).status == 409
 
 
 def test_a_commit_before_any_upload_says_nothing_was_uploaded(people) -> None:
     scientist = people.client(Group.SCIENTISTS)
     created = scientist._request("POST", "/v1/models/imports", json={"name": "empty", "format": "onnx"})
 
-    refused = _refusal(
-        lambda: scientist._request("POST", f"/v1/models/{created['model']['model_id']}/commit")
-    )
+    refused = refusal(lambda: scientist._request("POST", f"/v1/models/{created['model']['model_id']}/commit"))
 
     assert refused.status == 404
     assert "nothing has been uploaded" in refused.detail
@@ -144,9 +135,9 @@ def test_imports_are_for_their_owner_and_for_scientists_only(setting: Setting, p
     developer = people.client(Group.APP_DEVELOPERS)
 
     refusals = [
-        _refusal(lambda: other._request("POST", f"/v1/models/{created['model']['model_id']}/commit")),
-        _refusal(lambda: developer.import_onnx_model("theirs", cnn())),
-        _refusal(lambda: other._request("POST", "/v1/models/imports", json={"name": "x", "format": "keras"})),
+        refusal(lambda: other._request("POST", f"/v1/models/{created['model']['model_id']}/commit")),
+        refusal(lambda: developer.import_onnx_model("theirs", cnn())),
+        refusal(lambda: other._request("POST", "/v1/models/imports", json={"name": "x", "format": "keras"})),
     ]
 
     assert [refusal.status for refusal in refusals] == [404, 403, 422]

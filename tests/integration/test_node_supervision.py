@@ -40,6 +40,14 @@ def _wait_for(setting: Setting, job_id: str, done, what: str, timeout: float = 1
     raise AssertionError(f"job {job_id} is {job['status']}, its node {job['node']}: not {what}")
 
 
+def _assert_trained_moved_by(setting: Setting, job_id: str, step: float) -> None:
+    """The job's trained model is its initial one with every weight moved by exactly ``step``."""
+    signature = TensorSignature.of(parse_architecture(TINY_MLP).build())
+    trained = decode(setting.scientist.download_trained_model(job_id), signature)
+    for name, initial in setting.initial_weights.items():
+        torch.testing.assert_close(trained[name], initial + step)
+
+
 def _start(platform: PlatformState, setting: Setting, **server_config: object) -> httpx.Response:
     """POST /v1/jobs as the scientist, answered as it is."""
     return httpx.post(
@@ -129,10 +137,7 @@ def test_a_killed_node_is_relaunched_and_its_round_counts_every_report_once(
     (round_one,) = job["rounds"]
     assert (round_one["reports"], round_one["samples"]) == (3, 60)
     # 30 samples of +1, 10 and 20 of 0: each weight moves by exactly 0.5
-    signature = TensorSignature.of(parse_architecture(TINY_MLP).build())
-    trained = decode(setting.scientist.download_trained_model(job_id), signature)
-    for name, initial in setting.initial_weights.items():
-        torch.testing.assert_close(trained[name], initial + 0.5)
+    _assert_trained_moved_by(setting, job_id, 0.5)
 
 
 def test_a_node_killed_between_completing_a_round_and_opening_the_next_keeps_the_round(
@@ -181,10 +186,7 @@ def test_a_node_killed_between_completing_a_round_and_opening_the_next_keeps_the
     both_report()
     job = _wait_for(setting, job_id, lambda j: j["status"] in ("completed", "failed"), "ended")
     assert job["status"] == "completed", job["status_reason"]
-    signature = TensorSignature.of(parse_architecture(TINY_MLP).build())
-    trained = decode(setting.scientist.download_trained_model(job_id), signature)
-    for name, initial in setting.initial_weights.items():
-        torch.testing.assert_close(trained[name], initial + 2.0)
+    _assert_trained_moved_by(setting, job_id, 2.0)
 
 
 def test_a_node_that_cannot_start_fails_the_job_with_the_reason(

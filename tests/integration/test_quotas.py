@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
-import pytest
 import torch
 
 from cohort.catalogue import Group
@@ -13,10 +11,9 @@ from cohort.domain.architecture import parse_architecture
 from cohort.domain.records import EvaluationRecord, EvaluationStatus, ModelRecord
 from cohort.domain.weights import TensorSignature, encode, trainable_state
 from cohort.local.platform import PlatformState
-from cohort.sdk import CohortError
 from cohort.settings import get_settings
 
-from .scenario import TINY_MLP, Device, Setting
+from .scenario import TINY_MLP, Device, Setting, refusal, wait_for_job
 
 # Rounds that stay open while the test runs, and end on their own soon after it.
 _OPEN_FOR_A_WHILE = {
@@ -29,19 +26,6 @@ _OPEN_FOR_A_WHILE = {
 _QUICK_EVALUATION = {"attacks": ["fgsm"], "epsilons_linf": [0.0, 0.1], "samples": 20, "steps": 1}
 
 
-def _refusal(attempt) -> CohortError:
-    with pytest.raises(CohortError) as refused:
-        attempt()
-    return refused.value
-
-
-def _wait_for_status(setting: Setting, job_id: str, status: str, timeout: float = 60.0) -> None:
-    give_up_at = time.monotonic() + timeout
-    while setting.scientist.job(job_id)["status"] != status:
-        assert time.monotonic() < give_up_at, f"job {job_id} did not become {status}"
-        time.sleep(0.2)
-
-
 def test_a_scientist_at_the_training_quota_gets_429_until_a_job_ends(
     platform: PlatformState, setting: Setting, people
 ) -> None:
@@ -50,7 +34,7 @@ def test_a_scientist_at_the_training_quota_gets_429_until_a_job_ends(
     started = [setting.start(**_OPEN_FOR_A_WHILE) for _ in range(limit)]
 
     # When they start one more
-    refused = _refusal(lambda: setting.start(**_OPEN_FOR_A_WHILE))
+    refused = refusal(lambda: setting.start(**_OPEN_FOR_A_WHILE))
 
     # Then it is refused with 429, naming the quota, their count and how to raise it, and no job was made
     assert refused.status == 429
@@ -72,7 +56,7 @@ def test_a_scientist_at_the_training_quota_gets_429_until_a_job_ends(
     slot = device.cycle(node_url).json()
     zero = TensorSignature.of(parse_architecture(TINY_MLP).build()).zeros()
     assert device.report(node_url, slot["request_key"], encode(zero)).status_code == 202
-    _wait_for_status(setting, started[0]["job_id"], "completed")
+    wait_for_job(setting.scientist, started[0]["job_id"], {"completed"})
 
     # Then they may start a new one
     assert setting.start(**_OPEN_FOR_A_WHILE)["status"] in ("pending", "starting", "running")
@@ -98,7 +82,7 @@ def test_a_scientist_at_the_evaluation_quota_gets_429_until_one_ends(setting: Se
         waiting.append(record)
 
     # When they submit one more
-    refused = _refusal(lambda: setting.scientist.submit_evaluation(setting.model_id, _QUICK_EVALUATION))
+    refused = refusal(lambda: setting.scientist.submit_evaluation(setting.model_id, _QUICK_EVALUATION))
 
     # Then it is refused with 429, naming the quota and how to raise it, and nothing was queued
     assert refused.status == 429

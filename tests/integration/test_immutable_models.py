@@ -61,6 +61,7 @@ def test_a_put_after_commit_changes_nothing_that_a_job_or_an_evaluation_reads(
     job = setting.scientist.start_training(
         model_id, setting.dataset_id, {"batch_size": 16, "learning_rate": 0.05, "local_epochs": 1}, ONE_ROUND
     )
+    job = setting.scientist.wait_until_running(job["job_id"], timeout=120)
     # and the model its devices download is the committed one, byte for byte
     device = Device(platform, setting.api_key, "sealed-phone")
     node_url = device.node_url(job["job_id"])

@@ -91,7 +91,10 @@ def test_a_killed_node_is_relaunched_and_its_round_counts_every_report_once(
 ) -> None:
     # Given a round that needs three reports, two of which the node has accepted, and a third
     # device admitted to it that has not reported yet
-    job = setting.start(rounds=1, min_reports=3, max_reports=3, round_deadline_seconds=300)
+    # (weighted by sample counts: the default share cap would weigh three reports equally)
+    job = setting.start(
+        rounds=1, min_reports=3, max_reports=3, round_deadline_seconds=300, max_report_share=1.0
+    )
     job_id = job["job_id"]
     first, second, third = (Device(platform, setting.api_key, f"kill-{name}") for name in "abc")
     node = first.node_url(job_id)

@@ -43,7 +43,13 @@ def test_a_retried_attempt_counts_every_report_the_failed_one_accepted_exactly_o
     # samples and 0 on 10) while a third admitted device stays silent
     early, other, silent = (Device(platform, setting.api_key, name) for name in ("early", "other", "silent"))
     job_id = setting.start(
-        rounds=2, min_reports=3, max_reports=3, cohort_size=3, round_deadline_seconds=10, max_round_attempts=2
+        rounds=2,
+        min_reports=3,
+        max_reports=3,
+        cohort_size=3,
+        round_deadline_seconds=10,
+        max_round_attempts=2,
+        max_report_share=1.0,  # by sample counts: the default share cap would weigh 3 reports equally
     )["job_id"]
     node = early.node_url(job_id)
     slots = {device: device.cycle(node).json() for device in (early, other, silent)}

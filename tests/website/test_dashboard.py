@@ -290,7 +290,8 @@ def test_an_app_developer_and_a_scientist_use_the_dashboard_end_to_end(
     expect(page.get_by_role("heading", name=re.compile("Training job"))).to_be_visible(timeout=LIVE)
     job_id = page.url.rstrip("/").split("/")[-1]
     # The job's page says how its FL node is doing while it starts and runs
-    expect(page.get_by_text(re.compile(r"FL node: (waiting|launching|booting|healthy)"))).to_be_visible(timeout=LIVE)
+    node_health = page.get_by_text(re.compile(r"FL node: (waiting|launching|booting|healthy)"))
+    expect(node_health).to_be_visible(timeout=LIVE)
     train, _ = digits.load(seed=0)
     devices = threading.Thread(
         target=simulate,

@@ -12,6 +12,9 @@ import { fieldOf, fieldsOf } from "../../forms/schema";
 import { collect, initialValues, messagesUnder, problemsUnder, unclaimed } from "../../forms/values";
 
 const CLIENT_FIELDS = fieldsOf("ClientConfig", ["local_epochs", "batch_size", "learning_rate", "momentum"]);
+// How far one device may move the model, and what is kept of its update: docs/protocol.md, "Bounded updates".
+const BOUND_NAMES = ["max_update_norm", "clip_norm", "max_samples_per_report", "max_report_share", "retain_updates"];
+const BOUND_FIELDS = BOUND_NAMES.map((name) => fieldOf("ServerConfig", name));
 const SERVER_FIELDS = fieldsOf("ServerConfig", [
   "rounds",
   "min_reports",
@@ -21,15 +24,7 @@ const SERVER_FIELDS = fieldsOf("ServerConfig", [
   "max_round_attempts",
   "min_battery",
   "require_unmetered_network",
-]);
-// How far one device may move the model, and what is kept of its update: docs/protocol.md, "Bounded updates".
-const BOUND_FIELDS = fieldsOf("ServerConfig", [
-  "max_update_norm",
-  "clip_norm",
-  "max_samples_per_report",
-  "max_report_share",
-  "retain_updates",
-]);
+]).filter((field) => !BOUND_NAMES.includes(field.name));
 const EVALUATION_SAMPLES = fieldOf("EvaluationSpec", "samples");
 
 export function NewJobPage() {

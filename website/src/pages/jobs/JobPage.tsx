@@ -71,7 +71,7 @@ function JobDetail() {
       {completedRounds > 0 && (
         <section aria-labelledby="curves-title">
           <h2 id="curves-title">Loss and accuracy per round</h2>
-          <p className="muted">As the devices report them on their own training data, weighted by their sample counts.</p>
+          <p className="muted">As the devices report them on their own training data, weighted as their updates are: by sample count, within the job's share cap.</p>
           <div className="grid">
             <LineChart label="Training loss per round" xTitle="round" yTitle="loss" labels={curves.loss.labels} series={curves.loss.series} yMin={0} />
             <LineChart

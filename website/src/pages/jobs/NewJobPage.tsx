@@ -106,7 +106,7 @@ function JobForm() {
       <PageTitle title="Start training" />
       <p>
         Each round, the FL node admits up to <em>cohort size</em> devices of the app, sends them the model, and averages
-        their updates, weighted by their sample counts, once <em>min reports</em> have arrived and either <em>max reports</em>{" "}
+        their updates, weighted by their sample counts within the bounds below, once <em>min reports</em> have arrived and either <em>max reports</em>{" "}
         have too or the deadline has passed. Empty fields take the default shown.
       </p>
       {readyModels.length === 0 && (

@@ -179,7 +179,7 @@ def test_a_node_killed_between_completing_a_round_and_opening_the_next_keeps_the
     job = _wait_for(
         setting,
         job_id,
-        lambda j: j["node"]["launches"] == 2 and j["current_round"] == 2 and j["status"] == "running",
+        lambda j: j["node"]["launches"] == 2 and j["current_round"] == 2 and j["node"]["health"] == "healthy",
         "relaunched into round 2",
     )
     round_one = next(r for r in job["rounds"] if r["round"] == 1)

@@ -12,7 +12,8 @@ float64 before adding costs three to four float32 adds (torch has no fused
 widening add), which made the node's report path about twice as slow as the
 float32 fold it replaced. So each update is first added to a float32 partial
 sum, at the cost of the old fold, and the partial is added to the float64 total
-every ``flush_every`` reports and before the total is read. The partial cannot
+every ``flush_every`` reports and before the total is read; a heavy report goes
+straight into the total (see ``HEAVY_WEIGHT``). The partial cannot
 overflow, because what goes into it is bounded: see :class:`StreamingFedAvg`.
 """
 

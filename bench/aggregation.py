@@ -292,6 +292,12 @@ def render(
         ["Method", *(f"N = {n}" for n in MEMORY_NS)],
         [[name, *(f"{memory[name][n]:.2f}x" for n in MEMORY_NS)] for name in AGGREGATORS],
     )
+    busy = (
+        " Other test runs shared the machine while this was measured: the ratios compare runs \
+interleaved in one process, but absolute times are inflated and vary."
+        if load >= 1.0
+        else ""
+    )
     return f"""## Streaming FedAvg aggregation
 
 {N_UPDATES} updates of a {PARAMS:,}-parameter float32 model ({MODEL_NBYTES:,} bytes each, \
@@ -311,8 +317,7 @@ no fused widening add, so folding each update into float64 cost three to four fl
 chunk widened into a float64 buffer, then added). Each update is now added to a float32 partial sum, \
 as before, and the partial is widened into the float64 total every 16 reports and before the total \
 is read; a report weighing more than 4,096 samples goes straight into float64, so that the share \
-cap can take its excess out without leaving its float32 rounding next to the light reports. \
-The machine was shared with another helper's test run while this was measured.
+cap can take its excess out without leaving its float32 rounding next to the light reports.{busy}
 
 {steps}
 

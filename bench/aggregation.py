@@ -5,18 +5,18 @@ N updates of a 2,000,000-parameter float32 model are prepared once as safetensor
 they arrive over HTTP, then aggregated in one process, so machine noise largely cancels in the
 ratios:
 
-1. streaming: ``view_tensors`` then ``StreamingFedAvg.add`` (a float64 sum) per update, then
-   ``apply_to``;
+1. streaming: ``view_tensors`` then ``StreamingFedAvg.add`` (a float32 partial sum, flushed into
+   the float64 total every 16 reports) per update, then ``apply_to``;
 2. collect-then-average: view all N, stack them, take the weighted mean;
 3. read: every byte of every update read once, the memory-bandwidth limit;
 4. the report path as the node runs it now: the sample cap, ``view_tensors``, the norm and its
    bound (``bounds.measure``, which also proves every value finite), the clipping factor, and the
-   float64 fold; with ``clip_norm`` at the updates' median norm, so half of them are clipped;
+   two-level fold; with ``clip_norm`` at the updates' median norm, so half of them are clipped;
 5. the report path as it was: ``decode`` (``view_tensors`` and the finite check) and a float32
    fold, kept here as ``Float32Fold``.
 
 Targets: the bounded report path takes at most 1.3x the old one; streaming takes at most 3x the
-read time; its peak extra memory is at most 4x the model's size and does not grow with N. Prints
+read time; its peak extra memory is at most 5x the model's size and does not grow with N. Prints
 the figures, rewrites its section of docs/benchmarks.md and exits 1 if a target is missed. Linux
 only: memory is read from /proc.
 
@@ -82,11 +82,12 @@ MEMORY_NS = (16, 64)
 REPEATS = 7
 SEED = 0
 REPORT_PATH_TARGET = 1.3  # bounded report path time / the float32 one's
-# Streaming time / read time. Reading an update moves its 8 MB once; folding it into a float64 sum
-# also reads and writes the 16 MB sum, where a float32 sum was 8 MB (the target was 2x then).
+# Streaming time / read time. Reading an update moves its 8 MB once; folding it into the float32
+# partial also reads and writes 8 MB, and every 16th report flushes it into the 16 MB float64 total.
 TIME_TARGET = 3.0
-# Peak extra memory / model bytes: the float64 sum is 2x, the new float32 model 1x.
-MEMORY_TARGET = 4.0
+# Peak extra memory / model bytes: the float64 total is 2x, its float32 partial 1x, the new float32
+# model 1x, and the allocator's slack about 0.15x (measured 4.13x).
+MEMORY_TARGET = 5.0
 MAX_UPDATE_NORM = 1_000.0
 MAX_SAMPLES = 10_000
 # Growth from N=16 to N=64 allowed, in model sizes: RSS varied by up to 0.4x between identical
@@ -97,7 +98,7 @@ RERUN = ".venv/bin/python bench/aggregation.py"
 STEPS = (
     "layout: header, zero-copy views, names, shapes, dtype (`view_tensors`)",
     "norm, its bound and every value finite, in one pass (`bounds.measure`)",
-    "clipped fold into the float64 sum (`clip_factor`, `StreamingFedAvg.add`)",
+    "clipped two-level fold (`clip_factor`, `StreamingFedAvg.add`)",
     "before: every value finite (`check_values`)",
     "before: fold into a float32 sum (`Float32Fold.add`)",
 )
@@ -197,7 +198,7 @@ def report_path(
     updates: Sequence[bytes], samples: Sequence[int], global_weights: Tensors, clip_norm: float
 ) -> Tensors:
     """What the node does per report now: the sample cap, the layout, the norm and its bound (every
-    value finite with it), then the clipped fold into the float64 sum."""
+    value finite with it), then the clipped fold into the two-level sum."""
     fedavg = StreamingFedAvg(SIGNATURE)
     for data, n in zip(updates, samples, strict=True):
         check_sample_count(n, MAX_SAMPLES)
@@ -268,9 +269,9 @@ def render(
     read = best["read"]
     labels = {
         "read": "Read every byte once (bandwidth limit)",
-        "streaming": "Streaming: view_tensors + StreamingFedAvg.add (float64), then apply_to",
+        "streaming": "Streaming: view_tensors + StreamingFedAvg.add (two-level), then apply_to",
         "collect-then-average": "Collect-then-average: view all, stack, weighted sum",
-        "report path": "Node's report path now: sample cap, layout, norm bound, clipped float64 fold",
+        "report path": "Node's report path now: sample cap, layout, norm bound, clipped two-level fold",
         "report path before": "Node's report path before: decode (layout + finite) + float32 fold",
     }
     timing = markdown_table(
@@ -291,6 +292,12 @@ def render(
         ["Method", *(f"N = {n}" for n in MEMORY_NS)],
         [[name, *(f"{memory[name][n]:.2f}x" for n in MEMORY_NS)] for name in AGGREGATORS],
     )
+    busy = (
+        " Other test runs shared the machine while this was measured: the ratios compare runs \
+interleaved in one process, but absolute times are inflated and vary."
+        if load >= 1.0
+        else ""
+    )
     return f"""## Streaming FedAvg aggregation
 
 {N_UPDATES} updates of a {PARAMS:,}-parameter float32 model ({MODEL_NBYTES:,} bytes each, \
@@ -305,16 +312,18 @@ after a warm-up; ratios use the minima, since noise only adds time.
 Where the report path's time goes, now and before, each step timed in place in {REPEATS} further \
 runs of the loop (minimum per step; `apply_to` is negligible). The norm replaced the finite check: \
 a float32 dot product is one pass like it, and a finite sum of squares proves every value finite. \
-Clipping costs nothing: its factor joins the fold's multiplier. The float64 fold is what costs more: \
-it reads and writes a sum twice the size, and torch has no fused widening add, so each chunk of an \
-update is first widened into a 4 MiB float64 buffer, then added (one mixed-dtype `add_` costs as \
-much, and allocates four times the model).
+Clipping costs nothing: its factor joins the fold's multiplier. The fold has two levels: torch has \
+no fused widening add, so folding each update into float64 cost three to four float32 adds (each \
+chunk widened into a float64 buffer, then added). Each update is now added to a float32 partial sum, \
+as before, and the partial is widened into the float64 total every 16 reports and before the total \
+is read; a report weighing more than 4,096 samples goes straight into float64, so that the share \
+cap can take its excess out without leaving its float32 rounding next to the light reports.{busy}
 
 {steps}
 
 Peak extra memory (RSS high-water above the inputs, the new global model included), in multiples of \
-the model's {MODEL_NBYTES:,} bytes, each in a fresh process. The float64 running sum is 2x, the new \
-float32 model 1x:
+the model's {MODEL_NBYTES:,} bytes, each in a fresh process. The float64 total is 2x, its float32 \
+partial 1x, the new float32 model 1x:
 
 {mem}
 

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import gc
+import math
 import weakref
 
 import pytest
 import torch
 
+from cohort.domain.training import ServerConfig
 from cohort.domain.weights import Tensors, TensorSignature, contiguous_span, decode, encode
-from cohort.federated.aggregation import StreamingFedAvg
+from cohort.federated.aggregation import (
+    FLUSH_EVERY,
+    HEAVY_WEIGHT,
+    MAX_UPDATE_VALUE,
+    MAX_WEIGHT,
+    StreamingFedAvg,
+)
 
 SIGNATURE = TensorSignature(
     {
@@ -189,10 +197,10 @@ def test_memory_stays_at_one_model_however_many_updates_are_added() -> None:
 
     # Then none of the updates is kept alive by the aggregator
     assert all(ref() is None for ref in dropped)
-    # And it still holds one running sum in float64, twice the float32 model, and a buffer of at
-    # most 4 MiB to widen values into: the same buffers, updated in place
+    # And it still holds one running sum in float64 (twice the float32 model), its float32 partial
+    # (once), and a buffer of at most 512 KiB to widen values into: the same buffers, updated in place
     after = _storages(_held_tensors(aggregator))
-    assert model_numel * 8 < sum(after.values()) <= model_numel * 8 + 4 * 1024 * 1024
+    assert model_numel * 12 < sum(after.values()) <= model_numel * 12 + 512 * 1024
     assert after == before
     assert aggregator.reports == 50
 
@@ -220,26 +228,101 @@ def test_tensors_from_separate_allocations_are_not_one_span() -> None:
     assert contiguous_span(delta, sorted(delta)) is None
 
 
-def test_a_value_near_the_float32_limit_does_not_overflow_the_running_sum() -> None:
-    # Given honest updates and one with a single value of 3e38 weighted by 2 samples: in a float32 sum
-    # that value alone overflows to infinity (2 x 3e38 > 3.4e38)
-    generator = torch.Generator().manual_seed(12)
-    honest = [(_random(SIGNATURE, generator, scale=0.01), 10) for _ in range(3)]
-    hostile = SIGNATURE.zeros()
-    hostile["fc.weight"][0, 0] = 3e38
-    assert torch.isinf(hostile["fc.weight"][0, 0] * 2)
-
-    # When all are folded in
+@pytest.mark.parametrize("weight", [HEAVY_WEIGHT, MAX_WEIGHT], ids=["float32-partial", "float64-total"])
+def test_reports_at_the_bounds_do_not_overflow(weight: float) -> None:
+    # Given more than two partials' worth of reports that each hold the largest value any job accepts
+    # (max_update_norm's ceiling), with the heaviest weight of the float32 path, or of any report
+    extreme = SIGNATURE.zeros()
+    extreme["fc.weight"][0, 0] = MAX_UPDATE_VALUE
     aggregator = StreamingFedAvg(SIGNATURE)
-    for delta, weight in [*honest, (hostile, 2)]:
-        aggregator.add(delta, weight)
+    for _ in range(2 * FLUSH_EVERY + 3):
+        aggregator.add(extreme, weight)
+
+    # When applied
     result = aggregator.apply_to(SIGNATURE.zeros())
 
-    # Then the mean is finite: the sum is float64, where it fits
+    # Then the value is the exact mean: nothing came near float32's limit of 3.4e38, since a partial
+    # holds at most FLUSH_EVERY x MAX_WEIGHT x MAX_UPDATE_VALUE = 1.6e14
     assert all(torch.isfinite(tensor).all() for tensor in result.values())
-    torch.testing.assert_close(
-        result["fc.weight"][0, 0].double(), torch.tensor(3e38 * 2 / 32).double(), rtol=1e-6, atol=0
-    )
+    assert float(result["fc.weight"][0, 0]) == MAX_UPDATE_VALUE
+
+
+@pytest.mark.parametrize(
+    ("max_value", "max_weight", "flush_every"),
+    [(3e38, 2.0, 1), (1e30, 1e7, 16), (1e6, 1e7, 10**20), (1e6, 0.0, 16)],
+)
+def test_bounds_under_which_the_float32_partial_could_overflow_are_refused(
+    max_value: float, max_weight: float, flush_every: int
+) -> None:
+    with pytest.raises(ValueError, match="overflow the float32 partial"):
+        StreamingFedAvg(SIGNATURE, max_value=max_value, max_weight=max_weight, flush_every=flush_every)
+
+
+@pytest.mark.parametrize(
+    ("weight", "factor", "message"),
+    [(MAX_WEIGHT * 2, 1.0, "at most"), (10, 1.5, "factor"), (10, 0.0, "factor"), (10, math.nan, "factor")],
+)
+def test_a_report_beyond_the_bounds_is_refused_and_changes_nothing(
+    weight: float, factor: float, message: str
+) -> None:
+    # Given an aggregator holding one update
+    aggregator = StreamingFedAvg(SIGNATURE)
+    aggregator.add({name: torch.ones(shape) for name, shape in SIGNATURE.shapes.items()}, 2)
+
+    # When a report heavier than the bound, or scaled up, is added
+    with pytest.raises(ValueError, match=message):
+        aggregator.add(
+            {name: torch.full(shape, 100.0) for name, shape in SIGNATURE.shapes.items()}, weight, factor
+        )
+
+    # Then it is refused, and the aggregate is as before
+    assert (aggregator.total_weight, aggregator.reports) == (2, 1)
+    for name, shape in SIGNATURE.shapes.items():
+        torch.testing.assert_close(aggregator.apply_to(SIGNATURE.zeros())[name], torch.ones(shape))
+
+
+@pytest.mark.parametrize("flush_every", [1, 3, FLUSH_EVERY])
+def test_partials_flushed_every_k_reports_give_the_float64_sum_to_float32_partial_rounding(
+    flush_every: int,
+) -> None:
+    # Given 40 updates with counts of 1 to 4096, the float32 fast path's range
+    generator = torch.Generator().manual_seed(21)
+    deltas = [_random(SIGNATURE, generator, scale=0.1) for _ in range(40)]
+    counts = torch.randint(1, int(HEAVY_WEIGHT) + 1, (40,), generator=generator).tolist()
+
+    # When folded with a flush every k reports
+    aggregator = StreamingFedAvg(SIGNATURE, flush_every=flush_every)
+    for delta, count in zip(deltas, counts, strict=True):
+        aggregator.add(delta, count)
+    result = aggregator.apply_to(SIGNATURE.zeros())
+
+    # Then each mean value is the one float64 fold gives, to within the partials' float32 rounding:
+    # each add into a partial rounds once to 2^-24 of that partial, so the sum is off by at most
+    # k x 2^-24 x (the sum of |n_i d_i|), then divided by the total weight (and rounded to float32)
+    total = sum(counts)
+    for name in SIGNATURE.shapes:
+        exact = sum(n * d[name].double() for n, d in zip(counts, deltas, strict=True)) / total
+        magnitude = sum(n * d[name].double().abs() for n, d in zip(counts, deltas, strict=True)) / total
+        bound = flush_every * 2.0**-24 * magnitude + exact.abs() * 2.0**-24
+        assert ((result[name].double() - exact).abs() <= bound).all()
+
+
+def test_a_flush_changes_nothing_but_where_the_sum_is_held() -> None:
+    # Given the same reports folded with one partial per report and with one partial for them all
+    generator = torch.Generator().manual_seed(22)
+    updates = [(_random(SIGNATURE, generator), weight) for weight in (3, 5, 7)]
+    every, once = StreamingFedAvg(SIGNATURE, flush_every=1), StreamingFedAvg(SIGNATURE, flush_every=16)
+    for delta, weight in updates:
+        every.add(delta, weight)
+        once.add(delta, weight)
+
+    # When applied twice: apply_to flushes what the partial holds, and a second call finds it empty
+    first, second = once.apply_to(SIGNATURE.zeros()), once.apply_to(SIGNATURE.zeros())
+
+    # Then both give the float64 mean to float32 rounding, and the second call the same as the first
+    for name, tensor in every.apply_to(SIGNATURE.zeros()).items():
+        torch.testing.assert_close(first[name], tensor, rtol=1e-6, atol=1e-7)
+        assert torch.equal(second[name], first[name])
 
 
 def test_a_clipping_factor_scales_the_update_but_not_its_weight() -> None:
@@ -278,6 +361,36 @@ def test_reweighing_an_update_equals_having_added_it_with_the_new_weight(seed: i
         torch.testing.assert_close(streamed.apply_to(global_weights)[name], tensor, rtol=1e-6, atol=1e-7)
 
 
+def test_reweighing_after_flushes_equals_having_added_with_the_new_weights() -> None:
+    # Given 40 updates over more than two partials: counts of 1 to 4096 on the float32 path, and two
+    # heavy ones, a 1,000,000 and a clipped 9,000, on the float64 one
+    generator = torch.Generator().manual_seed(23)
+    deltas = [_random(SIGNATURE, generator, scale=0.1) for _ in range(40)]
+    claimed = torch.randint(1, int(HEAVY_WEIGHT) + 1, (40,), generator=generator).tolist()
+    claimed[5], claimed[33] = 1_000_000, 9_000
+    factors = [0.5 if i == 33 else 1.0 for i in range(40)]
+    streamed = StreamingFedAvg(SIGNATURE)
+    for delta, weight, factor in zip(deltas, claimed, factors, strict=True):
+        streamed.add(delta, weight, factor)
+
+    # When the share cap brings both heavy ones and a light one down to 500, after the flushes
+    capped = list(claimed)
+    for i in (5, 33, 12):
+        streamed.reweigh(deltas[i], factors[i], old_weight=claimed[i], new_weight=500)
+        capped[i] = 500
+
+    # Then the model is the one folding them with 500 from the start gives: the heavy ones' weights
+    # were changed in float64, the light one's leaves its partial's float32 rounding, at most
+    # FLUSH_EVERY x 2^-24 of its partial's values, a small share of the step
+    direct = StreamingFedAvg(SIGNATURE)
+    for delta, weight, factor in zip(deltas, capped, factors, strict=True):
+        direct.add(delta, weight, factor)
+    assert streamed.total_weight == direct.total_weight == sum(capped)
+    global_weights = _random(SIGNATURE, generator)
+    for name, tensor in direct.apply_to(global_weights).items():
+        torch.testing.assert_close(streamed.apply_to(global_weights)[name], tensor, rtol=1e-6, atol=1e-7)
+
+
 def test_a_weight_cannot_be_reweighed_to_nothing() -> None:
     aggregator = StreamingFedAvg(SIGNATURE)
     delta = _random(SIGNATURE, torch.Generator().manual_seed(1))
@@ -309,3 +422,12 @@ def test_a_model_larger_than_one_widening_step_folds_and_applies_every_value(dec
         weighted = 3 * 0.5 * first[name].double() + 7 * second[name].double()
         expected = global_weights[name].double() + weighted / 10
         torch.testing.assert_close(result[name].double(), expected, rtol=1e-6, atol=1e-7)
+
+
+def test_the_partial_sums_bounds_are_the_largest_a_job_may_set() -> None:
+    # The float32 partial is safe only if no job may accept larger values or weights than it assumes
+    limits = {
+        name: next(meta.le for meta in ServerConfig.model_fields[name].metadata if hasattr(meta, "le"))
+        for name in ("max_update_norm", "max_samples_per_report")
+    }
+    assert limits == {"max_update_norm": MAX_UPDATE_VALUE, "max_samples_per_report": MAX_WEIGHT}

@@ -221,14 +221,17 @@ class FederatedNode:
             opened_at=record.opened_at.timestamp(),
         )
         self._tally = _RoundTally(self._signature, self._server_config)
-        for slot in self._store.participations(record.round_number, record.attempt):
+        slots = self._store.participations(record.round_number, record.attempt)
+        for slot in slots:
             self._state.assignments[slot.device_id] = slot.request_key
-            if slot.status == ParticipationStatus.REPORTED:
-                delta = self._store.read_update(slot.update_key, self._signature)
-                report = DeviceReport(int(slot.num_samples), float(slot.loss), float(slot.accuracy))
-                # Accepted earlier, so within the bound then: measured again for its clipping factor.
-                self._tally.add(measure(delta, math.inf), report, slot.update_key)
-                self._state.record_report(slot.request_key)
+        # Folded again in the order they arrived, so that the float32 partial sums round as they did.
+        reported = [slot for slot in slots if slot.status == ParticipationStatus.REPORTED]
+        for slot in sorted(reported, key=lambda slot: slot.reported_at):
+            delta = self._store.read_update(slot.update_key, self._signature)
+            report = DeviceReport(int(slot.num_samples), float(slot.loss), float(slot.accuracy))
+            # Accepted earlier, so within the bound then: measured again for its clipping factor.
+            self._tally.add(measure(delta, math.inf), report, slot.update_key)
+            self._state.record_report(slot.request_key)
         CURRENT_ROUND.set(record.round_number)
 
     # -- device requests ---------------------------------------------------------------

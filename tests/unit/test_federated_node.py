@@ -424,6 +424,37 @@ def test_a_restarted_node_gives_exactly_the_same_clipped_and_capped_model() -> N
         assert torch.equal(second_life.weights(resumed.checkpoint_key)[name], tensor)
 
 
+def test_a_restarted_node_folds_its_reports_again_in_the_order_they_arrived() -> None:
+    # Given twenty reports of random updates (whose float32 partial sums round differently in another
+    # order), taken by a node that runs the round through and by one restarted before the last
+    generator = torch.Generator().manual_seed(7)
+    updates = [
+        {name: torch.randn(shape, generator=generator) / 10 for name, shape in SIGNATURE.shapes.items()}
+        for _ in range(20)
+    ]
+    config = {"min_reports": 20, "max_reports": 20, "max_report_share": 1.0}
+    uninterrupted, first_life = Harness(**config), Harness(**config)
+    keys = {
+        harness: [harness.admit(f"phone-{i}") for i in range(20)] for harness in (uninterrupted, first_life)
+    }
+    # reports arrive in the reverse of the order their request keys sort in
+    order = sorted(range(20), key=lambda i: keys[first_life][i], reverse=True)
+    for harness, reports in ((uninterrupted, order), (first_life, order[:-1])):
+        for i in reports:
+            harness.clock.advance(1.0)
+            harness.report(f"phone-{i}", keys[harness][i], encode(updates[i]), num_samples=100 + i)
+
+    # When the second node is restarted and the last report arrives
+    second_life = Harness(first_life.store, first_life.clock)
+    last = order[-1]
+    second_life.report(f"phone-{last}", keys[first_life][last], encode(updates[last]), num_samples=100 + last)
+
+    # Then both trained the very same model, to the last bit
+    resumed, straight = second_life.store.round(1), uninterrupted.store.round(1)
+    for name, tensor in uninterrupted.weights(straight.checkpoint_key).items():
+        assert torch.equal(second_life.weights(resumed.checkpoint_key)[name], tensor), name
+
+
 def test_a_round_whose_aggregate_is_not_finite_fails_and_the_previous_model_stays() -> None:
     # Given a round whose tally holds a non-finite sum, which no accepted report can cause: here it is
     # crafted, to prove the last line of defence

@@ -247,11 +247,12 @@ class MemoryNodeStore:
             self._slots[slot] = record.serialize()
             return True
 
-    def participations(self, round_number: int, attempt: int) -> list[ParticipationRecord]:
+    def participations(self, round_number: int, attempt: int) -> Iterator[ParticipationRecord]:
         prefix = attempt_prefix(round_number, attempt)
         with self._lock:
             items = [item for slot, item in sorted(self._slots.items()) if slot.startswith(prefix)]
-        return [_record(ParticipationRecord, item) for item in items]
+        # An iterator that can be read once, as DynamoDB's query results are.
+        return (_record(ParticipationRecord, item) for item in items)
 
     def participation(self, round_number: int, attempt: int, request_key: str) -> ParticipationRecord | None:
         item = self._slots.get(participation_slot(round_number, attempt, request_key))

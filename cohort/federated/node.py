@@ -221,7 +221,7 @@ class FederatedNode:
             opened_at=record.opened_at.timestamp(),
         )
         self._tally = _RoundTally(self._signature, self._server_config)
-        slots = self._store.participations(record.round_number, record.attempt)
+        slots = list(self._store.participations(record.round_number, record.attempt))
         for slot in slots:
             self._state.assignments[slot.device_id] = slot.request_key
         # Folded again in the order they arrived, so that the float32 partial sums round as they did.

@@ -1,44 +1,65 @@
-"""Running an evaluation: a clean pass, each attack over its epsilon grid, the
+"""Running an evaluation: a clean pass, each attack over its epsilon grid, the masking checks, the
 minimal-perturbation search, then the report's numbers.
 
-Work is batched as (sample, epsilon) rows: ``spec.batch_size`` rows per
-forward pass, so a chunk of ``batch_size // len(grid)`` samples is attacked at
-every non-zero epsilon of the grid at once. Only samples the model gets right
-are attacked: a misclassified sample is not robust at any epsilon, and at
-epsilon 0 every attack is the identity.
+Work is batched as (sample, epsilon) rows, ``spec.batch_size`` rows per forward pass. Only rows
+that can still be broken are attacked: a misclassified sample is not robust at any epsilon, at
+epsilon 0 every attack is the identity, and in a cascaded preset (AutoAttack's way) an attack runs
+only on the rows every earlier attack of its norm failed on, so each attack's curve is the robust
+accuracy against it and all before it, and the last one is the worst case.
 
-The headline is the worst case over the L∞ attacks at the middle non-zero
-epsilon of ``epsilons_linf`` (see ``EvaluationSpec.headline``).
+The headline is the worst case at the declared budget of the input domain (``budgets.py``), or the
+spec's own ``headline_epsilon``; it is marked unreliable when any masking check fails.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
+import math
+import platform
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy
 import torch
 from torch import nn
 from torch.nn import functional
 
 from cohort.domain.errors import InvalidInput
-from cohort.evaluation import metrics, work
+from cohort.evaluation import budgets, checks, metrics, work
 from cohort.evaluation.attacks import ATTACKS, SEARCH_ATTACK, Attack, AttackSettings, Norm
 from cohort.evaluation.data import EvaluationData
-from cohort.evaluation.results import EvaluationResult, Flag, GalleryItem, Headline, MinimalPerturbation
+from cohort.evaluation.results import (
+    AttackRun,
+    EvaluationResult,
+    Flag,
+    GalleryItem,
+    Headline,
+    Manifest,
+    MinimalPerturbation,
+)
 from cohort.evaluation.spec import AttackName, EvaluationSpec
 
 GALLERY_SIZE = 8
+# How many correctly classified samples the coverage check attacks at a budget that spans the input
+# range: enough to see a share of a few percent, cheap next to the evaluation itself.
+COVERAGE_SAMPLES = 100
 Progress = Callable[[float], None]
 
 
 @dataclass
-class Gallery:
-    """Inputs aligned with ``EvaluationResult.gallery``: [K, *input_shape] in [0, 1], K <= 8."""
+class Artifacts:
+    """What the report draws besides the numbers.
 
-    clean: torch.Tensor
-    adversarial: torch.Tensor
+    ``gallery_clean`` and ``gallery_adversarial`` are aligned with ``EvaluationResult.gallery``
+    ([K, *input_shape] in [0, 1], K <= 8); ``per_sample`` holds one row per evaluated sample, the
+    rows of ``samples.csv``.
+    """
+
+    gallery_clean: torch.Tensor
+    gallery_adversarial: torch.Tensor
+    per_sample: list[dict[str, object]]
 
 
 def pick_device() -> torch.device:
@@ -98,7 +119,9 @@ def attack_mode(model: nn.Module) -> Iterator[nn.Module]:
 
 @dataclass
 class _Outcome:
-    robust: torch.Tensor  # bool [N, E]: still classified correctly after the attack
+    robust: (
+        torch.Tensor
+    )  # bool [N, E]: still classified correctly after the attack (and, cascaded, those before)
     confidence: torch.Tensor  # float [N, E]: max softmax probability on the attacked input
 
 
@@ -117,20 +140,34 @@ def run_evaluation(
     *,
     device: torch.device | None = None,
     progress: Progress | None = None,
-) -> tuple[EvaluationResult, Gallery]:
-    """Evaluate the first ``spec.samples`` samples of ``data``. The model is moved to ``device``."""
+    model_sha256: str | None = None,
+) -> tuple[EvaluationResult, Artifacts]:
+    """Evaluate the first ``spec.samples`` samples of ``data``. The model is moved to ``device``.
+
+    ``model_sha256``, the digest of the weights file, goes into the report's manifest.
+    """
     started = time.perf_counter()
     device = device or pick_device()
+    spec, budget_source = budgets.resolve(spec, data.inputs.shape[1:])
     try:
         with exact_numerics(), attack_mode(model.to(device)):
             evaluation = _Evaluation(model, data, spec, device, progress)
-            return evaluation.run(started)
+            result, artifacts = evaluation.run()
     except torch.OutOfMemoryError:
         # The same model, data and batch size run out the same way every time: no retry would help.
         raise InvalidInput(
             f"the evaluation ran out of {device.type.upper()} memory at batch_size {spec.batch_size} "
             "(sample and epsilon pairs per pass): submit it again with a smaller batch_size"
         ) from None
+    result.seconds = time.perf_counter() - started
+    result.headline.budget_source = budget_source
+    result.manifest.model_sha256 = model_sha256
+    return result, artifacts
+
+
+def covering_budget(norm: Norm, input_shape: torch.Size) -> float:
+    """A budget that reaches every input in [0, 1]: the whole range in L∞, the cube's diagonal in L2."""
+    return 1.0 if norm == "linf" else math.sqrt(math.prod(input_shape))
 
 
 class _Evaluation:
@@ -151,26 +188,38 @@ class _Evaluation:
             relative_step=spec.alpha,
             random_start=spec.random_start,
             generator=torch.Generator(device=device).manual_seed(spec.seed),
+            target_classes=spec.target_classes,
+            queries=spec.queries,
         )
-        self.headline_norm, self.headline_epsilon = spec.headline()
+        self.headline_norm: Norm = spec.headline_norm
+        assert spec.headline_epsilon is not None  # run_evaluation resolves it
+        self.headline_epsilon = spec.headline_epsilon
         self.candidates: list[_Candidate] = []
         self.done = self.total = 0.0
 
     # -- running -----------------------------------------------------------------------------
 
-    def run(self, started: float) -> tuple[EvaluationResult, Gallery]:
-        self.clean_correct, clean_confidence = self._clean_pass()
+    def run(self) -> tuple[EvaluationResult, Artifacts]:
+        self._clean_pass()
         self.targets = torch.nonzero(self.clean_correct).flatten()
         self.total = work.gradient_passes(self.spec, len(self.targets))
-        outcomes = {name: self._attack(ATTACKS[name], clean_confidence) for name in self.spec.attacks}
-        worst = {
-            norm: metrics.worst_case([outcomes[a].robust for a in self.spec.attacks_of(norm)])
-            for norm in ("linf", "l2")
-            if self.spec.uses(norm)
-        }
-        minimal = self._minimal_perturbation(worst.get("linf"))
+        outcomes: dict[AttackName, _Outcome] = {}
+        worst: dict[Norm, torch.Tensor] = {}
+        for norm in ("linf", "l2"):
+            names = self.spec.attacks_of(norm)
+            if not names:
+                continue
+            robust_so_far = self.clean_correct[:, None].repeat(1, len(self.spec.epsilons(norm)))
+            for name in names:
+                outcomes[name] = self._attack(ATTACKS[name], robust_so_far)
+                if self.spec.cascade:
+                    robust_so_far = outcomes[name].robust
+            worst[norm] = metrics.worst_case([outcomes[name].robust for name in names])
+        coverage = {norm: self._coverage(norm) for norm in worst}
+        minimal, estimates = self._minimal_perturbation(worst.get("linf"))
         self._report(1.0)
-        return self._result(outcomes, worst, minimal, time.perf_counter() - started), self._gallery()
+        result = self._result(outcomes, worst, minimal, coverage)
+        return result, self._artifacts(worst, estimates)
 
     def _report(self, fraction: float) -> None:
         if self.callback is not None:
@@ -180,17 +229,24 @@ class _Evaluation:
         self.done += cost
         self._report(self.done / self.total if self.total else 1.0)
 
-    @torch.no_grad()
-    def _clean_pass(self) -> tuple[torch.Tensor, torch.Tensor]:
-        correct, confidence = [], []
-        for x, y in zip(
-            self.inputs.split(self.spec.batch_size), self.labels.split(self.spec.batch_size), strict=True
-        ):
-            logits = self.model(x.to(self.device))
+    def _clean_pass(self) -> None:
+        """Predictions, confidence, and how saturated the loss is at each correctly classified input."""
+        predictions, confidence, losses, gradient_norms = [], [], [], []
+        for start in range(0, len(self.labels), self.spec.batch_size):
+            batch = slice(start, start + self.spec.batch_size)
+            x, y = self.inputs[batch].to(self.device), self.labels[batch].to(self.device)
+            with torch.no_grad():
+                logits = self.model(x)
             self.num_classes = logits.shape[1]
-            correct.append((logits.argmax(dim=1) == y.to(self.device)).cpu())
+            predictions.append(logits.argmax(dim=1).cpu())
             confidence.append(functional.softmax(logits, dim=1).amax(dim=1).cpu())
-        return torch.cat(correct), torch.cat(confidence)
+            loss, norm = checks.saturation(self.model, x, y)
+            losses.append(loss.cpu())
+            gradient_norms.append(norm.cpu())
+        self.clean_predictions = torch.cat(predictions)
+        self.clean_correct = self.clean_predictions == self.labels
+        self.clean_confidence = torch.cat(confidence)
+        self.clean_losses, self.clean_gradient_norms = torch.cat(losses), torch.cat(gradient_norms)
 
     def _strongest(
         self, attack: Attack, x: torch.Tensor, y: torch.Tensor, eps: torch.Tensor, runs: int
@@ -216,62 +272,76 @@ class _Evaluation:
         assert best is not None  # runs >= 1
         return best[0], best[1]
 
-    def _attack(self, attack: Attack, clean_confidence: torch.Tensor) -> _Outcome:
+    def _attack(self, attack: Attack, attackable: torch.Tensor) -> _Outcome:
+        """Attack every (sample, epsilon) row still ``attackable`` [N, E] at a non-zero epsilon.
+
+        Rows not attacked keep what ``attackable`` says of them: a misclassified sample, epsilon 0, or
+        in a cascade a row an earlier attack already broke.
+        """
         grid = self.spec.epsilons(attack.norm)
-        columns = work.attacked_columns(grid)
-        # Epsilon 0, and every misclassified sample, keep their clean outcome.
-        robust = self.clean_correct[:, None].repeat(1, len(grid))
-        confidence = clean_confidence[:, None].repeat(1, len(grid))
-        if not columns:
-            return _Outcome(robust, confidence)
-        epsilons = torch.tensor([grid[j] for j in columns], device=self.device)
-        column_index = torch.tensor(columns, device="cpu")  # indexes the CPU-side tallies
-        headline = self._headline_column(attack, grid, columns)
-        for chunk in self.targets.split(max(1, self.spec.batch_size // len(columns))):
-            x, y = self.inputs[chunk].to(self.device), self.labels[chunk].to(self.device)
-            # Epsilon-major rows: row j * len(chunk) + i is sample i at the j-th non-zero epsilon.
-            rows, row_labels = x.repeat(len(columns), *([1] * (x.dim() - 1))), y.repeat(len(columns))
-            row_eps = epsilons.repeat_interleave(len(chunk))
-            adversarial, logits = self._strongest(
-                attack, rows, row_labels, row_eps, work.runs(attack, self.spec)
-            )
+        robust = attackable.clone()
+        confidence = self.clean_confidence[:, None].repeat(1, len(grid))
+        grid_tensor = torch.tensor(grid)
+        rows = torch.nonzero(attackable & (grid_tensor > 0)[None, :])  # [P, 2]: (sample, column)
+        headline_column = grid.index(self.headline_epsilon) if attack.norm == self.headline_norm else None
+        per_row = work.passes_per_row(attack, self.spec)
+        for part in rows.split(self.spec.batch_size):
+            samples, columns = part[:, 0], part[:, 1]
+            x, y = self.inputs[samples].to(self.device), self.labels[samples].to(self.device)
+            eps = grid_tensor[columns].to(self.device)
+            adversarial, logits = self._strongest(attack, x, y, eps, work.runs(attack, self.spec))
             predictions = logits.argmax(dim=1)
-            right = (predictions == row_labels).view(len(columns), -1).T.cpu()
-            robust[chunk[:, None], column_index] = right
-            confidence[chunk[:, None], column_index] = (
-                functional.softmax(logits, dim=1).amax(dim=1).view(len(columns), -1).T.cpu()
-            )
-            if headline is not None:
-                block = slice(headline * len(chunk), (headline + 1) * len(chunk))
-                self._collect(attack.name, chunk, right[:, headline], adversarial[block], predictions[block])
-            self._advance(len(chunk) * len(columns) * work.passes_per_row(attack, self.spec))
+            right = (predictions == y).cpu()
+            robust[samples, columns] = right
+            confidence[samples, columns] = functional.softmax(logits, dim=1).amax(dim=1).cpu()
+            if headline_column is not None:
+                at_headline = (columns == headline_column) & ~right
+                self._collect(
+                    attack.name,
+                    samples[at_headline],
+                    adversarial[at_headline.to(self.device)],
+                    predictions[at_headline.to(self.device)],
+                )
+            self._advance(len(part) * per_row)
         return _Outcome(robust, confidence)
 
-    def _headline_column(self, attack: Attack, grid: list[float], columns: list[int]) -> int | None:
-        """Where the headline epsilon sits among this attack's attacked columns, if it is one of them."""
-        if attack.norm != self.headline_norm or self.headline_epsilon not in grid:
-            return None
-        position = grid.index(self.headline_epsilon)
-        return columns.index(position) if position in columns else None
-
     def _collect(
-        self,
-        attack: AttackName,
-        chunk: torch.Tensor,
-        right: torch.Tensor,
-        adversarial: torch.Tensor,
-        predictions: torch.Tensor,
+        self, attack: AttackName, samples: torch.Tensor, adversarial: torch.Tensor, predictions: torch.Tensor
     ) -> None:
-        """Keep up to GALLERY_SIZE broken samples per label; ``_gallery`` then picks across labels."""
+        """Keep up to GALLERY_SIZE broken samples per label; ``_chosen`` then picks across labels."""
         kept = {c.index for c in self.candidates}
-        for i in torch.nonzero(~right).flatten().tolist():
-            index, label = int(chunk[i]), int(self.labels[chunk[i]])
+        for position, index in enumerate(samples.tolist()):
+            label = int(self.labels[index])
             per_label = sum(int(self.labels[c.index]) == label for c in self.candidates)
             if index not in kept and per_label < GALLERY_SIZE:
-                self.candidates.append(_Candidate(index, attack, adversarial[i].cpu(), int(predictions[i])))
+                self.candidates.append(
+                    _Candidate(index, attack, adversarial[position].cpu(), int(predictions[position]))
+                )
                 kept.add(index)
 
-    def _minimal_perturbation(self, worst_linf: torch.Tensor | None) -> MinimalPerturbation | None:
+    def _coverage(self, norm: Norm) -> checks.Coverage | None:
+        """What the norm's first gradient attack leaves robust at a budget that reaches every input.
+
+        Any input, an image of another class included, lies within such a budget, so a sound attack
+        breaks every sample; what survives was shielded by the model's gradients, not by robustness.
+        """
+        attack = next(
+            (ATTACKS[name] for name in self.spec.attacks_of(norm) if ATTACKS[name].kind == "gradient"), None
+        )
+        if attack is None or not len(self.targets):
+            return None
+        chosen = self.targets[:COVERAGE_SAMPLES]
+        x, y = self.inputs[chosen].to(self.device), self.labels[chosen].to(self.device)
+        epsilon = covering_budget(norm, self.inputs.shape[1:])
+        eps = torch.full((len(chosen),), epsilon, device=self.device)
+        _, logits = self._strongest(attack, x, y, eps, 1)
+        survived = int((logits.argmax(dim=1) == y).sum())
+        self._advance(len(chosen) * attack.passes(self.spec))
+        return checks.Coverage(attack=attack.name, epsilon=epsilon, robust=survived, samples=len(chosen))
+
+    def _minimal_perturbation(
+        self, worst_linf: torch.Tensor | None
+    ) -> tuple[MinimalPerturbation | None, torch.Tensor | None]:
         """Per attacked sample, the smallest L∞ epsilon at which ``SEARCH_ATTACK`` breaks it, by bisection.
 
         The bracket starts from the grid: the first epsilon at which some L∞
@@ -280,10 +350,11 @@ class _Evaluation:
         boundary lies. The estimate is the bracket's top, an epsilon at which
         an attack did succeed: an upper bound on the true minimum, within
         ``precision`` of where the search attack starts to succeed. Samples no
-        attack broke within the grid's largest epsilon are reported as unbroken.
+        attack broke within the grid's largest epsilon are reported as unbroken
+        (``inf``). Returns the summary and the estimates, one per target.
         """
         if not work.searches(self.spec) or worst_linf is None:
-            return None
+            return None, None
         # The bracket is kept on the CPU; only the attacks run on the evaluation's device.
         grid = torch.tensor(self.spec.epsilons_linf, dtype=torch.float64, device="cpu")
         broken = ~worst_linf[self.targets]
@@ -304,7 +375,8 @@ class _Evaluation:
                 self._advance(len(part) * work.search_passes_per_round(self.spec))
         estimates = torch.where(found, high, torch.full_like(high, float("inf")))
         precision = float((high - low)[found].max()) if bool(found.any()) else 0.0
-        return metrics.minimal_perturbation_summary(estimates, precision, max(self.spec.epsilons_linf))
+        summary = metrics.minimal_perturbation_summary(estimates, precision, max(self.spec.epsilons_linf))
+        return summary, estimates
 
     # -- reporting ---------------------------------------------------------------------------
 
@@ -313,28 +385,53 @@ class _Evaluation:
         outcomes: dict[AttackName, _Outcome],
         worst: dict[Norm, torch.Tensor],
         minimal: MinimalPerturbation | None,
-        seconds: float,
+        coverage: dict[Norm, checks.Coverage | None],
     ) -> EvaluationResult:
         spec = self.spec
-        headline_robust = self._headline_robust(worst)
-        flags = metrics.gradient_flags(self.settings.stats) + self._single_step_flags(outcomes)
-        flag = metrics.monotonicity_flag(
-            {a: (spec.epsilons(ATTACKS[a].norm), outcome.robust) for a, outcome in outcomes.items()}
+        headline_robust = worst[self.headline_norm][
+            :, spec.epsilons(self.headline_norm).index(self.headline_epsilon)
+        ]
+        found = checks.run_checks(
+            checks.Evidence(
+                clean_losses=self.clean_losses[self.clean_correct],
+                clean_gradient_norms=self.clean_gradient_norms[self.clean_correct],
+                gradient_stats=self.settings.stats,
+                attacks=[
+                    checks.AttackEvidence(
+                        name=name,
+                        norm=ATTACKS[name].norm,
+                        kind=ATTACKS[name].kind,
+                        label=ATTACKS[name].label,
+                        epsilons=spec.epsilons(ATTACKS[name].norm),
+                        robust=outcome.robust,
+                    )
+                    for name, outcome in outcomes.items()
+                ],
+                cascade=spec.cascade,
+                worst={norm: (spec.epsilons(norm), robust) for norm, robust in worst.items()},
+                coverage={norm: c for norm, c in coverage.items() if c is not None},
+                num_classes=self.num_classes,
+            )
         )
-        flags += [flag] if flag else []
+        failed = [check for check in found if not check.passed]
+        hits = int(headline_robust.sum())
         return EvaluationResult(
             dataset=self.dataset_name,
             samples=len(self.labels),
             num_classes=self.num_classes,
             input_shape=list(self.inputs.shape[1:]),
             device=str(self.device),
-            seconds=seconds,
+            seconds=0.0,
             clean=metrics.clean_score(self.clean_correct),
             curves=[
                 point
                 for attack, outcome in outcomes.items()
                 for point in metrics.curve(
-                    attack, spec.epsilons(ATTACKS[attack].norm), outcome.robust, outcome.confidence
+                    attack,
+                    spec.epsilons(ATTACKS[attack].norm),
+                    outcome.robust,
+                    outcome.confidence,
+                    cumulative=spec.cascade,
                 )
             ],
             worst_case=[
@@ -344,50 +441,66 @@ class _Evaluation:
             ],
             per_class=metrics.per_class(self.labels, self.clean_correct, headline_robust),
             minimal_perturbation=minimal,
-            flags=flags,
+            checks=found,
+            flags=[Flag(code=check.code, message=check.finding) for check in failed],
             headline=Headline(
                 norm=self.headline_norm,
                 epsilon=self.headline_epsilon,
-                robust_accuracy=float(headline_robust.double().mean()),
+                robust_accuracy=hits / max(len(headline_robust), 1),
+                ci95=metrics.wilson_interval(hits, len(headline_robust)),
+                attacks=spec.attacks_of(self.headline_norm),
+                preset=spec.preset,
+                standard=spec.plan.standard,
+                reliable=not failed,
+                advice=checks.headline_advice(found),
+                budget_source="",
             ),
             gallery=[
                 GalleryItem(
                     index=c.index,
                     label=int(self.labels[c.index]),
-                    clean_prediction=int(
-                        self.labels[c.index]
-                    ),  # only correctly classified samples are attacked
+                    # only correctly classified samples are attacked
+                    clean_prediction=int(self.labels[c.index]),
                     adversarial_prediction=c.prediction,
                     attack=c.attack,
                     epsilon=self.headline_epsilon,
                 )
                 for c in self._chosen()
             ],
+            manifest=self._manifest(),
         )
 
-    def _single_step_flags(self, outcomes: dict[AttackName, _Outcome]) -> list[Flag]:
-        """A flag for each single-step attack that clearly beat the iterative attacks of its norm."""
-        flags = []
-        for name, outcome in outcomes.items():
-            single_step = ATTACKS[name]
-            if single_step.iterates:
-                continue
-            iterative = {
-                other: outcomes[other].robust
-                for other in outcomes
-                if ATTACKS[other].iterates and ATTACKS[other].norm == single_step.norm
-            }
-            flag = metrics.single_step_flag(
-                single_step.label, self.spec.epsilons(single_step.norm), outcome.robust, iterative
-            )
-            flags += [flag] if flag else []
-        return flags
-
-    def _headline_robust(self, worst: dict[Norm, torch.Tensor]) -> torch.Tensor:
-        grid = self.spec.epsilons(self.headline_norm)
-        if self.headline_epsilon not in grid:  # a grid without a non-zero epsilon: clean accuracy
-            return self.clean_correct
-        return worst[self.headline_norm][:, grid.index(self.headline_epsilon)]
+    def _manifest(self) -> Manifest:
+        spec = self.spec
+        return Manifest(
+            preset=spec.preset,
+            attacks=[
+                AttackRun(
+                    attack=name,
+                    norm=ATTACKS[name].norm,
+                    steps=spec.steps if ATTACKS[name].iterates else None,
+                    relative_step=spec.alpha if ATTACKS[name].fixed_step else None,
+                    restarts=work.runs(ATTACKS[name], spec),
+                    target_classes=spec.target_classes if ATTACKS[name].targeted else None,
+                    queries=spec.queries if ATTACKS[name].kind == "gradient_free" else None,
+                    cascaded=spec.cascade,
+                )
+                for name in spec.attacks
+            ],
+            epsilons_linf=spec.epsilons_linf,
+            epsilons_l2=spec.epsilons_l2,
+            samples=len(self.labels),
+            seed=spec.seed,
+            batch_size=spec.batch_size,
+            model_sha256=None,
+            device=str(self.device),
+            libraries={
+                "cohort": importlib.metadata.version("cohort"),
+                "torch": torch.__version__,
+                "numpy": numpy.__version__,
+                "python": platform.python_version(),
+            },
+        )
 
     def _chosen(self) -> list[_Candidate]:
         """Up to GALLERY_SIZE candidates, taking labels in turn so the gallery shows several classes."""
@@ -399,11 +512,29 @@ class _Evaluation:
             chosen += [group[rank] for _, group in sorted(by_label.items()) if rank < len(group)]
         return sorted(chosen[:GALLERY_SIZE], key=lambda c: c.index)
 
-    def _gallery(self) -> Gallery:
+    def _artifacts(self, worst: dict[Norm, torch.Tensor], estimates: torch.Tensor | None) -> Artifacts:
         chosen = self._chosen()
-        if not chosen:
-            empty = self.inputs[:0].clone()
-            return Gallery(empty, empty.clone())
-        return Gallery(
-            torch.stack([self.inputs[c.index] for c in chosen]), torch.stack([c.adversarial for c in chosen])
-        )
+        if chosen:
+            clean = torch.stack([self.inputs[c.index] for c in chosen])
+            adversarial = torch.stack([c.adversarial for c in chosen])
+        else:
+            clean = self.inputs[:0].clone()
+            adversarial = clean.clone()
+        minimal = torch.full((len(self.labels),), float("nan"), dtype=torch.float64)
+        if estimates is not None:
+            minimal[self.targets] = estimates
+        rows = []
+        for i in range(len(self.labels)):
+            row: dict[str, object] = {
+                "index": i,
+                "label": int(self.labels[i]),
+                "clean_prediction": int(self.clean_predictions[i]),
+                "clean_correct": bool(self.clean_correct[i]),
+            }
+            for norm, robust in worst.items():
+                for j, eps in enumerate(self.spec.epsilons(norm)):
+                    row[f"robust_{norm}_{eps:g}"] = bool(robust[i, j])
+            value = float(minimal[i])
+            row["minimal_linf"] = None if math.isnan(value) or math.isinf(value) else value
+            rows.append(row)
+        return Artifacts(clean, adversarial, rows)

@@ -16,6 +16,7 @@ from pynamodb.exceptions import PutError
 
 from cohort import aws, storage
 from cohort.catalogue import Bucket, Queue
+from cohort.domain.architecture import parse_architecture
 from cohort.domain.errors import InvalidInput
 from cohort.domain.records import (
     EvaluationRecord,
@@ -25,7 +26,7 @@ from cohort.domain.records import (
     TrainingJobRecord,
     utcnow,
 )
-from cohort.evaluation import work
+from cohort.evaluation import budgets, work
 from cohort.evaluation.spec import BUILTIN_DATASET, EvaluationSpec
 from cohort.notify.messages import MAX_REASON
 from cohort.settings import get_settings
@@ -71,8 +72,11 @@ def gradient_passes(spec: EvaluationSpec) -> int:
     return work.gradient_passes(spec, spec.samples)
 
 
-def check_spec(owner_id: str, spec: EvaluationSpec) -> None:
-    """What the spec's own validation cannot see: the work budget and whose the data is."""
+def check_spec(model: ModelRecord, spec: EvaluationSpec) -> None:
+    """What the spec's own validation cannot see: the headline's budget for this model's inputs, the
+    work, and whose the data is."""
+    spec, _ = budgets.resolve(spec, parse_architecture(model.architecture).input_shape)
+    owner_id = model.owner_id
     passes = gradient_passes(spec)
     if passes > MAX_GRADIENT_PASSES:
         raise InvalidInput(
@@ -95,7 +99,7 @@ def create(
     evaluation_id: str, model: ModelRecord, spec: EvaluationSpec, *, weights_key: str, job_id: str | None
 ) -> EvaluationRecord:
     """Record an evaluation and queue it; creating one that exists returns it and queues nothing."""
-    check_spec(model.owner_id, spec)
+    check_spec(model, spec)
     record = EvaluationRecord(
         evaluation_id,
         owner_id=model.owner_id,

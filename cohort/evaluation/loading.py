@@ -8,6 +8,7 @@ what is wrong, so the worker can fail the evaluation at once with that reason.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from torch import nn
@@ -30,6 +31,7 @@ class LoadedModel:
     name: str
     architecture: ArchitectureSpec
     module: nn.Module  # in eval mode, on the CPU
+    sha256: str  # of the weights file, for the report's manifest
 
 
 def load_model(record: EvaluationRecord) -> LoadedModel:
@@ -46,13 +48,9 @@ def load_model(record: EvaluationRecord) -> LoadedModel:
     limit = min(signature.nbytes * 2 + 1_000_000, get_settings().max_model_bytes)
     # The uploaded weights must be those sealed at commit; a job's trained weights only its node wrote.
     sealed = model.weights_sha256 if key == model.weights_key else None
-    weights = decode(
-        storage.get_bytes(Bucket.MODELS, key, max_bytes=limit, sha256=sealed),
-        signature,
-        what="the model's weights",
-    )
-    load_into(module, weights)
-    return LoadedModel(model.name, architecture, module.eval())
+    body = storage.get_bytes(Bucket.MODELS, key, max_bytes=limit, sha256=sealed)
+    load_into(module, decode(body, signature, what="the model's weights"))
+    return LoadedModel(model.name, architecture, module.eval(), hashlib.sha256(body).hexdigest())
 
 
 def load_data(spec: EvaluationSpec, architecture: ArchitectureSpec) -> EvaluationData:

@@ -55,7 +55,12 @@ log = logging.getLogger(__name__)
 WAIT_SECONDS = 20  # SQS's longest long poll
 PROGRESS_INTERVAL_SECONDS = 2.0
 _BACKOFF_SECONDS = 5.0
-_CONTENT_TYPES = {".json": "application/json", ".html": "text/html; charset=utf-8", ".png": "image/png"}
+_CONTENT_TYPES = {
+    ".json": "application/json",
+    ".html": "text/html; charset=utf-8",
+    ".png": "image/png",
+    ".csv": "text/csv; charset=utf-8",
+}
 
 
 class Interrupted(Exception):
@@ -275,9 +280,11 @@ class EvaluationWorker:
         log.info(
             "evaluation %s: %s samples of %s on %s", record.evaluation_id, len(data.labels), data.name, device
         )
-        result, gallery = engine.run_evaluation(loaded.module, data, spec, device=device, progress=progress)
+        result, artifacts = engine.run_evaluation(
+            loaded.module, data, spec, device=device, progress=progress, model_sha256=loaded.sha256
+        )
         context = report.ReportContext(record.evaluation_id, loaded.name, spec)
-        for filename, body in report.render(result, gallery, context).items():
+        for filename, body in report.render(result, artifacts, context).items():
             content_type = _CONTENT_TYPES["." + filename.rsplit(".", 1)[-1]]
             storage.put_bytes(
                 Bucket.REPORTS, report_key(record.evaluation_id, filename), body, content_type=content_type

@@ -197,7 +197,7 @@ def start(owner: Principal, request: TrainingRequest) -> JobView:
     datasets.get(request.dataset_id)
     evaluation = request.evaluate_on_completion
     if evaluation is not None:
-        evaluation_jobs.check_spec(owner.user_id, evaluation)  # refused now, not when training ends
+        evaluation_jobs.check_spec(model, evaluation)  # refused now, not when training ends
     job = TrainingJobRecord(
         uuid.uuid4().hex,
         owner_id=owner.user_id,

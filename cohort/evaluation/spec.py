@@ -105,6 +105,7 @@ PRESETS: dict[str, PresetPlan] = {
     ),
 }
 CUSTOM_DEFAULT_ATTACKS = PRESETS["custom"].attacks
+NORMS: tuple[Norm, ...] = ("linf", "l2")
 # What a preset other than custom decides, so a request may not set it to anything else.
 _FIXED_BY_PRESET = ("attacks", "steps", "restarts", "target_classes", "queries")
 
@@ -145,6 +146,14 @@ class EvaluationSpec(BaseModel):
             )
         ),
     ] = "autoattack"
+    norms: Annotated[
+        list[Norm],
+        Field(
+            min_length=1,
+            max_length=len(NORMS),
+            description="The threat models a preset attacks in: L∞, L2 or both (the default).",
+        ),
+    ] = list(NORMS)
     attacks: Annotated[
         list[AttackName],
         Field(
@@ -194,15 +203,23 @@ class EvaluationSpec(BaseModel):
         plan = PRESETS.get(preset) if isinstance(preset, str) else None
         if plan is None:
             return data  # the field's own validation names the presets
+        norms = data.get("norms", list(NORMS))
         fixed = {
-            "attacks": list(plan.attacks),
+            "attacks": [a for a in plan.attacks if not isinstance(norms, list) or ATTACKS[a].norm in norms],
             "steps": plan.steps,
             "restarts": plan.restarts,
             "target_classes": plan.target_classes,
             "queries": plan.queries,
         }
         if preset == "custom":
-            return {**fixed, **data}
+            data = {**fixed, **data}
+            attacks = data["attacks"]
+            if isinstance(attacks, list) and all(a in ATTACKS for a in attacks):
+                used = [norm for norm in NORMS if any(ATTACKS[a].norm == norm for a in attacks)]
+                if data.get("norms", used) != used:
+                    raise ValueError("norms: with the custom preset, the attacks you choose decide the norms")
+                data["norms"] = used
+            return data
         changed = [name for name in _FIXED_BY_PRESET if name in data and data[name] != fixed[name]]
         if changed:
             raise ValueError(
@@ -210,6 +227,13 @@ class EvaluationSpec(BaseModel):
                 "every model; leave them out, or set preset to custom to choose them"
             )
         return {**data, **fixed}
+
+    @field_validator("norms")
+    @classmethod
+    def _unique_norms(cls, norms: list[Norm]) -> list[Norm]:
+        if len(set(norms)) != len(norms):
+            raise ValueError("each norm may be listed once")
+        return norms
 
     @field_validator("attacks")
     @classmethod

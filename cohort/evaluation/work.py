@@ -2,10 +2,14 @@
 
 One model of the work serves twice: the API refuses a request that would need more than
 ``jobs.MAX_GRADIENT_PASSES``, and the engine reports its progress as the share of this work done.
-It reads every attack's properties from the registry, so a new attack is costed by its entry alone.
+It reads every attack's cost from its registry entry (``Attack.passes``: steps for PGD and APGD,
+steps per target class for APGD-T and FMN, a third of a pass per query for Square), so a new attack
+is costed by its entry alone.
 """
 
 from __future__ import annotations
+
+import math
 
 from cohort.evaluation.attacks import ATTACKS, SEARCH_ATTACK, Attack
 from cohort.evaluation.spec import EvaluationSpec
@@ -22,16 +26,18 @@ def attacked_columns(grid: list[float]) -> list[int]:
 
 def runs(attack: Attack, spec: EvaluationSpec) -> int:
     """How many times the attack runs on each row; the engine keeps the worst run."""
-    # Without a random start a restart would repeat the same deterministic run, and an attack that
-    # does not iterate has no start to randomise.
-    return spec.restarts if attack.iterates and spec.random_start else 1
+    # A restart differs from the first run only by its random draws: a gradient attack has them only
+    # with a random start, Square always; FMN starts from the clean input and a single step from
+    # nowhere, so a restart would repeat their run.
+    random = attack.kind == "gradient_free" or (attack.kind == "gradient" and spec.random_start)
+    return spec.restarts if random else 1
 
 
-def passes_per_run(attack: Attack, spec: EvaluationSpec) -> int:
-    return spec.steps if attack.iterates else 1
+def passes_per_run(attack: Attack, spec: EvaluationSpec) -> float:
+    return attack.passes(spec)
 
 
-def passes_per_row(attack: Attack, spec: EvaluationSpec) -> int:
+def passes_per_row(attack: Attack, spec: EvaluationSpec) -> float:
     """Gradient passes per attacked (sample, epsilon) row: the engine's unit of progress."""
     return passes_per_run(attack, spec) * runs(attack, spec)
 
@@ -41,7 +47,7 @@ def searches(spec: EvaluationSpec) -> bool:
     return spec.minimal_perturbation and spec.uses("linf") and max(spec.epsilons_linf) > 0
 
 
-def search_passes_per_round(spec: EvaluationSpec) -> int:
+def search_passes_per_round(spec: EvaluationSpec) -> float:
     """Gradient passes per searched sample in one bisection round: one run of the search attack."""
     return passes_per_run(SEARCH_ATTACK, spec)
 
@@ -49,7 +55,9 @@ def search_passes_per_round(spec: EvaluationSpec) -> int:
 def gradient_passes(spec: EvaluationSpec, samples: int) -> int:
     """The work of an evaluation that attacks ``samples`` samples, the search included.
 
-    The search bisects only the samples some attack broke within the grid, so a run may do less.
+    The search bisects only the samples some attack broke within the grid, and targeted attacks and
+    Square stop on a row once it is broken, so a run may do less. A forward pass counts as a third of
+    a gradient pass, so the total is rounded up.
     """
     chosen = [ATTACKS[name] for name in spec.attacks]
     per_sample = sum(
@@ -57,4 +65,4 @@ def gradient_passes(spec: EvaluationSpec, samples: int) -> int:
     )
     if searches(spec):
         per_sample += SEARCH_ITERATIONS * search_passes_per_round(spec)
-    return samples * per_sample
+    return math.ceil(samples * per_sample)

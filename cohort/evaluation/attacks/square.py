@@ -1,0 +1,250 @@
+"""Square attack (Andriushchenko et al. 2020): random search in the ball, forward passes only.
+
+Each iteration proposes, for every row the model still classifies correctly, a change confined to
+a random square window, and keeps it if it lowers the row's logit margin. The window covers a
+share p of the image that shrinks on the published schedule (p starts at 0.8, as AutoAttack runs
+it). In L∞ the change moves the window's pixels to the other side of the box; in L2 it moves
+perturbation mass from a second window into the first, in a pattern of nested rectangles, with
+the total always on the ball's surface.
+
+It never takes a gradient, so a model that hides or saturates its gradients cannot hide from it;
+its margin loss scales with the logits and never saturates. Inputs of one or two axes are treated
+as one-channel images (one row high for a vector, whose windows are runs of features).
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from functools import cache
+
+import torch
+from torch import nn
+
+from cohort.evaluation.attacks.base import (
+    AttackFunction,
+    AttackSettings,
+    Effort,
+    LinfBall,
+    Norm,
+    margin,
+    rows,
+    unit_l2_,
+)
+
+_P_INIT = 0.8
+# p is halved after each of these iterations, as the published schedule does for a 10,000-query run;
+# AutoAttack runs its first 5,000. A run with another budget runs the same schedule at its pace.
+_HALVINGS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
+_SCHEDULE_QUERIES = 5000
+# A forward pass costs about a third of a gradient pass (a forward and an input backward).
+_FORWARD_COST = 1 / 3
+
+
+def per_query(effort: Effort) -> float:
+    return effort.queries * _FORWARD_COST
+
+
+def _share(iteration: int, queries: int) -> float:
+    """p at this iteration: the share of the image the next square covers."""
+    return _P_INIT / 2 ** bisect_left(_HALVINGS, int(iteration * _SCHEDULE_QUERIES / queries))
+
+
+def _image_shape(x: torch.Tensor) -> tuple[int, int, int]:
+    """Channels, height and width: a vector is one row high, a 2-D input has one channel."""
+    shape = tuple(x.shape[1:])
+    return (1, 1, *shape) if len(shape) == 1 else (1, *shape) if len(shape) == 2 else shape  # type: ignore[return-value]
+
+
+def _window_sides(p: float, height: int, width: int, smallest: int, odd: bool) -> tuple[int, int]:
+    """A square covering a share ``p`` of the image, or on a one-row input, a run of ``p`` of it."""
+    side = p * width if height == 1 else math.sqrt(p * height * width)
+    side = max(round(side), smallest)
+    side += odd and side % 2 == 0
+    return (1, min(side, width)) if height == 1 else (min(side, height, width),) * 2
+
+
+def _random_signs(shape: tuple[int, ...], like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    signs = torch.randint(0, 2, shape, generator=generator, device=like.device)
+    return signs.mul_(2).sub_(1).to(like.dtype)
+
+
+def _offsets(
+    count: int, extent: int, side: int, like: torch.Tensor, generator: torch.Generator
+) -> torch.Tensor:
+    """Each row's window position along one axis, uniform over the positions that fit."""
+    return torch.randint(0, extent - side + 1, (count, 1), generator=generator, device=like.device)
+
+
+def _window(
+    count: int,
+    height: int,
+    width: int,
+    sides: tuple[int, int],
+    like: torch.Tensor,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A random window per row: its ``[R, 1, H, W]`` mask, and each pixel's coordinates inside it."""
+    inside_h = torch.arange(height, device=like.device) - _offsets(count, height, sides[0], like, generator)
+    inside_w = torch.arange(width, device=like.device) - _offsets(count, width, sides[1], like, generator)
+    mask = ((inside_h >= 0) & (inside_h < sides[0]))[:, :, None] & ((inside_w >= 0) & (inside_w < sides[1]))[
+        :, None, :
+    ]
+    return mask[:, None].to(like.dtype), inside_h.clamp_(0, sides[0] - 1), inside_w.clamp_(0, sides[1] - 1)
+
+
+def _rectangles(height: int, width: int) -> torch.Tensor:
+    """Nested rectangles around the centre, the k-th ring out weighted by sum_{j >= k} 1 / (j + 1)^2;
+    unit L2 norm."""
+    rings = max(height // 2, width // 2) + 1
+    tail = (1.0 / torch.arange(1, rings + 1, dtype=torch.float64) ** 2).flip(0).cumsum(0).flip(0)
+    ring_h = (torch.arange(height) - height // 2).abs()
+    ring_w = (torch.arange(width) - width // 2).abs()
+    weights = tail[torch.maximum(ring_h[:, None], ring_w[None, :])]
+    return weights / torch.linalg.vector_norm(weights)
+
+
+@cache
+def _pattern(height: int, width: int) -> torch.Tensor:
+    """The L2 update's shape: rectangles of one sign in one half, of the other in the other, unit norm."""
+    if height < width:
+        return _pattern(width, height).T
+    half = height // 2
+    pattern = torch.cat([_rectangles(half, width), -_rectangles(height - half, width)])
+    return (pattern / torch.linalg.vector_norm(pattern)).float()
+
+
+def _placed(
+    sides: tuple[int, int],
+    at_h: torch.Tensor,
+    at_w: torch.Tensor,
+    like: torch.Tensor,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """The pattern at each row's window coordinates (``[R, H]`` and ``[R, W]``), transposed in a random
+    half of the rows when the window is square; ``[R, 1, H, W]``, to be masked by the window."""
+    pattern = _pattern(*sides).to(like.device, like.dtype)
+    if sides[0] != sides[1]:
+        return pattern[at_h[:, :, None], at_w[:, None, :]][:, None]
+    both = torch.stack([pattern, pattern.T])
+    flipped = torch.randint(0, 2, (len(at_h), 1, 1), generator=generator, device=like.device)
+    return both[flipped, at_h[:, :, None], at_w[:, None, :]][:, None]
+
+
+def _linf_start(x: torch.Tensor, e: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Vertical stripes of ±eps, one sign per channel and column."""
+    stripes = _random_signs((len(x), x.shape[1], 1, x.shape[3]), x, generator)
+    return (x + stripes.mul_(e)).clamp_(0.0, 1.0)
+
+
+def _linf_candidates(
+    x: torch.Tensor, best: torch.Tensor, e: torch.Tensor, p: float, generator: torch.Generator
+) -> torch.Tensor:
+    """Each row's best point with one random window flipped to ±eps from the clean pixels, per channel."""
+    count, channels, height, width = x.shape
+    window, _, _ = _window(count, height, width, _window_sides(p, height, width, 1, False), x, generator)
+    step = _random_signs((count, channels, 1, 1), x, generator).mul_(2.0 * e)
+    return LinfBall(x, e).project_(window.mul(step).add_(best))
+
+
+def _blocks(extent: int) -> tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The L2 start's grid along one axis: block size, and per pixel its block, place in it and
+    whether a block covers it (about five blocks of a fifth of the extent, centred)."""
+    size = max(extent // 5, 1)
+    offset = max((extent - 5 * size) // 2, 0)
+    position = torch.arange(extent) - offset
+    block = position.div(size, rounding_mode="floor")
+    covered = (position >= 0) & (block < extent // size)
+    return size, block.clamp_(0, extent // size - 1), position.remainder(size), covered
+
+
+def _l2_start(x: torch.Tensor, e: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A grid of blocks, each holding the update pattern with a random sign per channel, scaled to eps."""
+    count, channels, height, width = x.shape
+    size_h, block_h, at_h, covered_h = _blocks(height)
+    size_w, block_w, at_w, covered_w = _blocks(width)
+    grid = (height // size_h, width // size_w)
+    device = x.device
+    block_h, block_w, covered = (
+        block_h.to(device),
+        block_w.to(device),
+        (covered_h[:, None] & covered_w).to(device),
+    )
+    pattern = _placed(
+        (size_h, size_w),
+        at_h.to(device).expand(count, -1),
+        at_w.to(device).expand(count, -1),
+        x,
+        generator,
+    )
+    signs = _random_signs((count, channels, *grid), x, generator)[:, :, block_h[:, None], block_w[None, :]]
+    delta = pattern.mul(signs).mul_(covered)
+    return unit_l2_(delta).mul_(e).add_(x).clamp_(0.0, 1.0)
+
+
+def _l2_candidates(
+    x: torch.Tensor, best: torch.Tensor, e: torch.Tensor, p: float, generator: torch.Generator
+) -> torch.Tensor:
+    """Each row's perturbation with a random window's mass moved into another window in a new pattern.
+
+    The first window gets its old content (normalised) plus the pattern with a random sign per
+    channel, scaled to hold the mass of both windows and whatever the ball has left; the second
+    window is emptied; the whole perturbation is then rescaled to the ball's surface.
+    """
+    count, channels, height, width = x.shape
+    sides = _window_sides(p, height, width, 3, True)
+    first, at_h, at_w = _window(count, height, width, sides, x, generator)
+    second, _, _ = _window(count, height, width, sides, x, generator)
+    both = torch.maximum(first, second)
+    delta = best - x
+    kept = torch.linalg.vector_norm(delta * first, dim=(2, 3), keepdim=True)
+    moved = torch.linalg.vector_norm(delta * both, dim=(2, 3), keepdim=True)
+    left = (e.square() - rows(torch.linalg.vector_norm(delta.flatten(1), dim=1), x).square()).clamp_(min=0.0)
+    update = (
+        _placed(sides, at_h, at_w, x, generator)
+        .mul(first)
+        .mul_(_random_signs((count, channels, 1, 1), x, generator))
+    )
+    update.add_(delta * first / (kept + 1e-12))
+    update.mul_(
+        left.div(channels).add_(moved.square()).sqrt_()
+        / (torch.linalg.vector_norm(update, dim=(2, 3), keepdim=True) + 1e-12)
+    )
+    delta.mul_(1.0 - both).add_(update)
+    return unit_l2_(delta).mul_(e).add_(x).clamp_(0.0, 1.0)
+
+
+_STARTS = {"linf": _linf_start, "l2": _l2_start}
+_CANDIDATES = {"linf": _linf_candidates, "l2": _l2_candidates}
+
+
+def square(norm: Norm) -> AttackFunction:
+    """Square attack in ``norm`` with at most ``settings.queries`` forward passes per row."""
+    start, candidates = _STARTS[norm], _CANDIDATES[norm]
+
+    @torch.no_grad()
+    def attack(
+        model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: torch.Tensor, settings: AttackSettings
+    ) -> torch.Tensor:
+        images = x.reshape(len(x), *_image_shape(x))
+        e = rows(eps, images)
+        best = start(images, e, settings.generator)
+        margins = margin(model(best.view_as(x)), y)
+        for iteration in range(settings.queries - 1):
+            active = torch.nonzero(margins > 0).flatten()
+            if len(active) == 0:
+                break
+            proposed = candidates(
+                images[active],
+                best[active],
+                e[active],
+                _share(iteration, settings.queries),
+                settings.generator,
+            )
+            proposed_margins = margin(model(proposed.view(len(active), *x.shape[1:])), y[active])
+            improved = proposed_margins < margins[active]
+            margins[active] = torch.minimum(proposed_margins, margins[active])
+            best[active[improved]] = proposed[improved]
+        return best.view_as(x)
+
+    return attack

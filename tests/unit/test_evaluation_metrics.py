@@ -1,4 +1,4 @@
-"""The report's statistics: intervals, paired tests, worst case, percentiles and flags."""
+"""The report's statistics: intervals, paired tests, worst case and percentiles."""
 
 from __future__ import annotations
 
@@ -8,16 +8,13 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from cohort.evaluation.attacks import GradientStats
 from cohort.evaluation.metrics import (
-    gradient_flags,
     minimal_perturbation_summary,
-    monotonicity_flag,
     per_class,
     significantly_more,
-    single_step_flag,
     wilson_interval,
     worst_case,
+    worst_case_points,
 )
 from cohort.evaluation.spec import EvaluationSpec
 
@@ -57,6 +54,16 @@ def test_worst_case_is_robust_only_where_every_attack_failed() -> None:
     assert worst_case([first, second]).flatten().tolist() == [True, False, False]
 
 
+def test_worst_case_points_carry_their_interval() -> None:
+    # Given 10 samples of which 8 stayed robust at epsilon 0.1
+    robust = torch.tensor([[True]] * 8 + [[False]] * 2)
+
+    # Then the point reads 80% with the Wilson interval of 8 in 10
+    (point,) = worst_case_points("linf", [0.1], robust)
+    assert point.robust_accuracy == pytest.approx(0.8)
+    assert point.ci95 == wilson_interval(8, 10)
+
+
 def test_per_class_scores_each_label_present() -> None:
     # Given labels 0, 0, 2 with their clean and robust outcomes
     labels = torch.tensor([0, 0, 2])
@@ -80,38 +87,6 @@ def test_minimal_perturbation_percentiles_leave_unknown_what_was_never_broken() 
     assert (summary.p10, summary.p25, summary.median) == (0.01, 0.03, 0.05)
     assert (summary.p75, summary.p90) == (None, None)
     assert summary.unbroken_fraction == pytest.approx(0.3)
-
-
-def test_gradient_flags_need_non_finite_rows_or_more_than_a_few_zero_rows() -> None:
-    # Given healthy statistics, then no flag; given masking symptoms, then both flags
-    assert gradient_flags(GradientStats(rows=1000, zero=5, non_finite=0)) == []
-    flags = gradient_flags(GradientStats(rows=1000, zero=400, non_finite=2))
-    assert [f.code for f in flags] == ["non_finite_gradients", "zero_gradients"]
-    assert "40%" in flags[1].message
-
-
-def test_fgsm_flag_is_raised_only_when_fgsm_clearly_beats_an_iterative_attack() -> None:
-    # Given 40 samples at one epsilon: FGSM breaks 20 that PGD leaves robust
-    fgsm = torch.tensor([[False]] * 20 + [[True]] * 20)
-    pgd = torch.ones(40, 1, dtype=torch.bool)
-
-    # Then the flag names the epsilon; with the roles swapped there is none
-    flag = single_step_flag("FGSM", [0.1], fgsm, {"pgd_linf": pgd})
-    assert flag is not None
-    assert "0.1" in flag.message
-    assert single_step_flag("FGSM", [0.1], pgd, {"pgd_linf": fgsm}) is None
-
-
-def test_monotonicity_flag_is_raised_when_accuracy_clearly_rises_with_epsilon() -> None:
-    # Given an attack that breaks 30 samples at 0.1 but none at 0.2
-    rising = torch.stack([torch.arange(40) >= 30, torch.ones(40, dtype=torch.bool)], dim=1)
-    falling = rising.flip(1)
-
-    # Then the rise is flagged and named, and a falling curve is not
-    flag = monotonicity_flag({"pgd_linf": ([0.1, 0.2], rising)})
-    assert flag is not None
-    assert "pgd_linf from 0.1 to 0.2" in flag.message
-    assert monotonicity_flag({"pgd_linf": ([0.1, 0.2], falling)}) is None
 
 
 def test_spec_defaults_and_headline_rule() -> None:

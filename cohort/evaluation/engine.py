@@ -33,7 +33,6 @@ from cohort.evaluation.data import EvaluationData
 from cohort.evaluation.results import (
     AttackRun,
     EvaluationResult,
-    Flag,
     GalleryItem,
     Headline,
     Manifest,
@@ -337,7 +336,7 @@ class _Evaluation:
         _, logits = self._strongest(attack, x, y, eps, 1)
         survived = int((logits.argmax(dim=1) == y).sum())
         self._advance(len(chosen) * attack.passes(self.spec))
-        return checks.Coverage(attack=attack.name, epsilon=epsilon, robust=survived, samples=len(chosen))
+        return checks.Coverage(norm=norm, epsilon=epsilon, robust=survived, samples=len(chosen))
 
     def _minimal_perturbation(
         self, worst_linf: torch.Tensor | None
@@ -395,25 +394,23 @@ class _Evaluation:
             checks.Evidence(
                 clean_losses=self.clean_losses[self.clean_correct],
                 clean_gradient_norms=self.clean_gradient_norms[self.clean_correct],
+                input_size=math.prod(self.inputs.shape[1:]),
                 gradient_stats=self.settings.stats,
                 attacks=[
-                    checks.AttackEvidence(
+                    checks.AttackOutcome(
                         name=name,
+                        label=ATTACKS[name].label,
                         norm=ATTACKS[name].norm,
                         kind=ATTACKS[name].kind,
-                        label=ATTACKS[name].label,
                         epsilons=spec.epsilons(ATTACKS[name].norm),
                         robust=outcome.robust,
+                        cumulative=spec.cascade,
                     )
                     for name, outcome in outcomes.items()
                 ],
-                cascade=spec.cascade,
-                worst={norm: (spec.epsilons(norm), robust) for norm, robust in worst.items()},
-                coverage={norm: c for norm, c in coverage.items() if c is not None},
-                num_classes=self.num_classes,
+                coverage=[c for c in coverage.values() if c is not None],
             )
         )
-        failed = [check for check in found if not check.passed]
         hits = int(headline_robust.sum())
         return EvaluationResult(
             dataset=self.dataset_name,
@@ -442,7 +439,7 @@ class _Evaluation:
             per_class=metrics.per_class(self.labels, self.clean_correct, headline_robust),
             minimal_perturbation=minimal,
             checks=found,
-            flags=[Flag(code=check.code, message=check.finding) for check in failed],
+            flags=checks.flags(found),
             headline=Headline(
                 norm=self.headline_norm,
                 epsilon=self.headline_epsilon,
@@ -451,7 +448,7 @@ class _Evaluation:
                 attacks=spec.attacks_of(self.headline_norm),
                 preset=spec.preset,
                 standard=spec.plan.standard,
-                reliable=not failed,
+                reliable=all(check.passed for check in found),
                 advice=checks.headline_advice(found),
                 budget_source="",
             ),

@@ -208,8 +208,7 @@ def _saturated_loss(evidence: Evidence) -> Check | None:
     finding += (
         f"That is within the {SATURATED_SHARE_TOLERANCE:.0%} the check allows."
         if passed
-        else "Attacks that follow the cross-entropy barely move such samples, so they may look robust "
-        "without being so."
+        else "Gradient attacks barely move such samples, so they may look robust without being so."
     )
     return _check(
         "saturated_loss",

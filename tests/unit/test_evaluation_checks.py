@@ -13,10 +13,10 @@ from torch.nn import functional
 from cohort.evaluation.attacks import ATTACKS, AttackSettings, GradientStats
 from cohort.evaluation.checks import (
     GRADIENT_FLOOR,
-    AttackKind,
     AttackOutcome,
     Coverage,
     Evidence,
+    Kind,
     flags,
     headline_advice,
     run_checks,
@@ -55,7 +55,7 @@ def evidence(
 
 def outcome(
     label: str,
-    kind: AttackKind,
+    kind: Kind,
     robust: list[list[bool]],
     epsilons: tuple[float, ...] = (0.1,),
     cumulative: bool = False,

@@ -15,17 +15,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from torch import nn
 from torch.nn import functional
 
-from cohort.evaluation.attacks import GradientStats, Norm
+from cohort.evaluation.attacks import GradientStats, Kind, Norm
 from cohort.evaluation.metrics import significantly_more, wilson_interval
 from cohort.evaluation.results import Check, CheckCode, Flag
-
-Kind = Literal["single_step", "gradient", "minimal_norm", "gradient_free"]
 
 # A share of start points with an all-zero input gradient above which the attacks cannot be trusted:
 # such rows never move.

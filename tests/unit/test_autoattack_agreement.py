@@ -40,7 +40,9 @@ def _ours(model: nn.Module, norm: str, eps: float) -> float:
 
 def _reference(model: nn.Module, norm: str, eps: float) -> float:
     data = digits_test(SAMPLES)
-    reference = AutoAttack(model, norm={"linf": "Linf", "l2": "L2"}[norm], eps=eps, version="standard", seed=0)
+    reference = AutoAttack(
+        model, norm={"linf": "Linf", "l2": "L2"}[norm], eps=eps, version="standard", seed=0
+    )
     adversarial = reference.run_standard_evaluation(data.inputs, data.labels, batch_size=SAMPLES)
     with torch.no_grad():
         return float((model(adversarial).argmax(dim=1) == data.labels).double().mean())

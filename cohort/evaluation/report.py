@@ -199,6 +199,8 @@ def _csv_cell(value: object) -> object:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.6g}"  # a bisection's estimate, without the float's last-digit noise
     return value
 
 
@@ -224,10 +226,14 @@ def _interval(interval: Interval) -> str:
     return f"95% CI {interval.low:.1%} to {interval.high:.1%}"
 
 
+def _capitalised(text: str) -> str:
+    text = text.strip()
+    return text[:1].upper() + text[1:]
+
+
 def _sentence(text: str) -> str:
     """A finding ("the loss was tiny") as a sentence of its own: capitalised, with a full stop."""
-    text = text.strip()
-    text = text[:1].upper() + text[1:]
+    text = _capitalised(text)
     return text if text.endswith((".", "!", "?")) else f"{text}."
 
 
@@ -247,7 +253,11 @@ def _what_ran(result: EvaluationResult) -> str:
 
 
 def _check_sentence(check: Check) -> str:
-    return f"Check for {check.title}: {'passed' if check.passed else 'failed'}. {_sentence(check.finding)}"
+    return f"Check “{check.title}”: {_outcome(check)}. {_sentence(check.finding)}"
+
+
+def _outcome(check: Check) -> str:
+    return "passed" if check.passed else "failed"
 
 
 def _series_labels(result: EvaluationResult, norm: Norm) -> dict[str, str]:
@@ -455,8 +465,9 @@ def _checks(result: EvaluationResult) -> str:
     verdict = f"{failed} of {len(result.checks)} failed" if failed else f"all {len(result.checks)} passed"
     items = []
     for check in result.checks:
-        outcome = "passed" if check.passed else "failed"
-        body = f"<strong>{escape(check.title)}: {outcome}.</strong> {escape(_sentence(check.finding))}"
+        outcome = _outcome(check)
+        title = escape(_capitalised(check.title))
+        body = f"<strong>{title}: {outcome}.</strong> {escape(_sentence(check.finding))}"
         if not check.passed:
             if check.advice:
                 body += f"<br>What to try: {escape(check.advice)}"

@@ -11,7 +11,7 @@ import { robustnessCurves } from "../../charts/series";
 import { DownloadButton, ErrorNotice, Loading, PageTitle, percent, ProgressBar, sentence, significant, Status, TableBox, when } from "../../components/common";
 import { LineChart } from "../../components/LineChart";
 import { attackLabel } from "./attacks";
-import { checksVerdict, curveRows, listing, normLabel, withSeriesLabels } from "./reading";
+import { capitalised, checksVerdict, curveRows, listing, normLabel, withSeriesLabels } from "./reading";
 
 type Report = Schemas["EvaluationReport"];
 
@@ -236,12 +236,12 @@ function Checks({ checks, flags }: { checks: Report["checks"]; flags: Report["fl
       {checks.map((check) =>
         check.passed ? (
           <p key={check.code}>
-            <strong>{check.title}: passed.</strong> {sentence(check.finding)}
+            <strong>{capitalised(check.title)}: passed.</strong> {sentence(check.finding)}
           </p>
         ) : (
           <div key={check.code} className="notice warning">
             <p>
-              <strong>{check.title}: failed.</strong> {sentence(check.finding)}
+              <strong>{capitalised(check.title)}: failed.</strong> {sentence(check.finding)}
             </p>
             {check.advice && <p>What to try: {check.advice}</p>}
           </div>

@@ -11,6 +11,11 @@ export function normLabel(norm: string): string {
   return NORM_LABEL[norm] ?? norm;
 }
 
+/** A check's title ("saturated loss") as the start of a sentence. */
+export function capitalised(text: string): string {
+  return `${text.charAt(0).toUpperCase()}${text.slice(1)}`;
+}
+
 /** "A", "A and B", "A, B and C". */
 export function listing(items: string[]): string {
   if (items.length <= 1) return items[0] ?? "no attack";

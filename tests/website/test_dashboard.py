@@ -324,7 +324,7 @@ def test_an_app_developer_and_a_scientist_use_the_dashboard_end_to_end(
     _uncheck_attacks(page, "PGD L2", "APGD-CE")
     page.get_by_label("L∞ budgets").fill("0, 0.05, 0.1")
     page.get_by_label("Samples").fill("60")
-    page.get_by_label("Steps").fill("5")
+    page.get_by_role("spinbutton", name="Steps").fill("5")
     visits.check(page, "new evaluation")
     page.get_by_role("button", name="Queue the evaluation").click()
 

@@ -57,7 +57,7 @@ function EvaluationDetail() {
         ) : (
           " with its uploaded weights"
         )}
-        ; {data.spec.samples.toLocaleString()} samples of {data.spec.dataset === "digits" ? "the built-in digits" : "your evaluation set"},
+        ; {data.spec.samples.toLocaleString()} samples of {data.spec.dataset === "digits" ? "the built-in digits" : "your evaluation set"},{" "}
         {data.spec.preset} preset: {listing(data.spec.attacks.map(attackLabel))}; queued {when(data.created_at)}.
       </p>
       <section aria-labelledby="progress-title" className="card" aria-live="polite">

@@ -105,7 +105,11 @@ class EvaluationFinished(_Notification):
     model_name: Name
     status: Literal["completed", "failed"]
     reason: Reason = ""
-    results: dict[Name, Finite] = Field(default_factory=dict, max_length=50)  # e.g. accuracy per attack
+    # The headline numbers (``cohort.evaluation.report.summary``): the email words robust_accuracy with
+    # its interval, and says so when headline_reliable is 0.
+    results: dict[Name, Finite] = Field(default_factory=dict, max_length=50)
+    # What to try when the headline is not reliable (the report's ``headline.advice``).
+    advice: Reason = ""
 
 
 Notification = Annotated[Welcome | TrainingFinished | EvaluationFinished, Field(discriminator="kind")]

@@ -97,11 +97,15 @@ def _training_finished(n: TrainingFinished) -> _Content:
 
 
 def _evaluation_finished(n: EvaluationFinished) -> _Content:
+    subject = f"Evaluation of {n.model_name} {n.status}"
     if n.status == "completed":
         report = " The full report is attached." if n.attachments else ""
         paragraphs = (
             f"The robustness evaluation {n.evaluation_id} of the model {n.model_name} completed.{report}",
+            *_headline(n),
         )
+        if n.results.get("headline_reliable") == 0:
+            subject += ": its robust accuracy is not reliable"
     else:
         paragraphs = (
             f"The robustness evaluation {n.evaluation_id} of the model {n.model_name} failed: "
@@ -109,7 +113,36 @@ def _evaluation_finished(n: EvaluationFinished) -> _Content:
         )
     facts = [("Evaluation", n.evaluation_id), ("Model", n.model_name), ("Status", n.status)]
     facts += [(name, f"{value:.4g}") for name, value in n.results.items()]
-    return _Content(f"Evaluation of {n.model_name} {n.status}", paragraphs, tuple(facts))
+    return _Content(subject, paragraphs, tuple(facts))
+
+
+def _headline(n: EvaluationFinished) -> tuple[str, ...]:
+    """The robust accuracy in words, with its interval and budget, and a plain warning when unreliable."""
+    results = n.results
+    if "robust_accuracy" not in results:
+        return ()
+    number = f"Robust accuracy: {results['robust_accuracy']:.1%}"
+    if "robust_accuracy_ci95_low" in results and "robust_accuracy_ci95_high" in results:
+        number += (
+            f" (95% confidence interval {results['robust_accuracy_ci95_low']:.1%} to "
+            f"{results['robust_accuracy_ci95_high']:.1%})"
+        )
+    for norm, label in (("linf", "L∞"), ("l2", "L2")):
+        if f"headline_epsilon_{norm}" in results:
+            number += f" at {label} ε = {results[f'headline_epsilon_{norm}']:g}"
+    number += ", the worst case per sample over the attacks that ran."
+    if results.get("headline_reliable") != 0:
+        return (number,)
+    failed = int(results.get("gradient_masking_flags", 0))
+    plural = "s" if failed != 1 else ""
+    bound = f"{failed} gradient-masking check{plural} failed, so this number" if failed else "This number"
+    report = "The attached report" if n.attachments else "The report"
+    advice = n.advice.strip() or f"{report} says what each check found and what to try."
+    warning = (
+        f"Not reliable: possible gradient masking. {bound} is an upper bound that may be far above the "
+        f"model's true robust accuracy. {advice}"
+    )
+    return number, warning
 
 
 def _text(content: _Content) -> str:

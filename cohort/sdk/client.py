@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import torch
@@ -252,8 +252,16 @@ class CohortClient:
                     )
                 time.sleep(0.3)
 
-    def download_report(self, evaluation_id: str, fmt: str = "html") -> bytes:
-        """The evaluation's report: ``html`` for people, ``json`` for machines."""
+    def download_report(self, evaluation_id: str, fmt: Literal["html", "json", "csv"] = "html") -> bytes:
+        """The evaluation's report: ``html`` for people, ``json`` for machines, ``csv`` per sample.
+
+        The CSV has a row per evaluated sample: ``index``, ``label``, ``clean_prediction``,
+        ``clean_correct``, a ``robust_<norm>_<epsilon>`` column per norm and epsilon (true when the
+        sample stayed correct against every attack of that norm), and ``minimal_linf`` (empty when
+        not searched or never broken)::
+
+            rows = csv.DictReader(io.StringIO(client.download_report(evaluation_id, "csv").decode()))
+        """
         return self._download(f"/v1/evaluations/{evaluation_id}/report", "report", params={"format": fmt})
 
     def upload_evaluation_set(self, inputs: torch.Tensor, labels: torch.Tensor) -> str:

@@ -30,7 +30,13 @@ from cohort.services.ownership import owned_record
 from cohort.settings import get_settings
 from cohort.web.auth import Principal
 
-_REPORT_FORMATS = {"html": "report.html", "json": "report.json"}
+# The report's files a client may download: the page, the data behind it, and the outcome per sample.
+ReportFormat = Literal["html", "json", "csv"]
+_REPORT_FORMATS: dict[ReportFormat, str] = {
+    "html": "report.html",
+    "json": "report.json",
+    "csv": "samples.csv",
+}
 
 
 class EvaluationRequest(BaseModel):
@@ -117,7 +123,7 @@ def list_owned(caller: Principal) -> list[EvaluationView]:
     return [EvaluationView.of(record) for record in records]
 
 
-def report(caller: Principal, evaluation_id: str, fmt: Literal["html", "json"]) -> storage.Download:
+def report(caller: Principal, evaluation_id: str, fmt: ReportFormat) -> storage.Download:
     record = owned(caller, evaluation_id)
     if record.status != EvaluationStatus.COMPLETED:
         raise Conflict(f"the evaluation is {record.status}; its report is there once it completes")

@@ -311,11 +311,17 @@ def _people_routes(verifier: CognitoVerifier, supervisor: Supervisor) -> APIRout
     def download_report(
         evaluation_id: Identifier,
         caller: Scientist,
-        fmt: Annotated[Literal["html", "json"], Query(alias="format", description="html or json")] = "html",
+        fmt: Annotated[
+            evaluations.ReportFormat,
+            Query(alias="format", description="html (the page), json (the data) or csv (per sample)"),
+        ] = "html",
     ) -> storage.Download:
         """A presigned URL for the report; 409 until the evaluation has completed.
 
-        The JSON report is an `EvaluationReport` (see this document's schemas).
+        The JSON report is an `EvaluationReport` (see this document's schemas). The CSV has a row per
+        sample: its index, label, clean prediction, whether it was classified correctly, whether it
+        stayed correct against every attack of a norm at each epsilon (a column per norm and epsilon,
+        `robust_linf_0.1`), and its minimal-perturbation estimate (`minimal_linf`, empty when none).
         """
         return evaluations.report(caller, evaluation_id, fmt)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 
 import pytest
@@ -48,6 +50,11 @@ def test_the_owner_follows_an_evaluation_to_its_report(setting: Setting) -> None
     html = scientist.download_report(evaluation["evaluation_id"], "html").decode()
     assert html.startswith("<!doctype html>")
     assert "Robust accuracy vs ε" in html
+    # and the outcome of each sample, which adds up to the report's numbers
+    csv_text = scientist.download_report(evaluation["evaluation_id"], "csv").decode()
+    samples = list(csv.DictReader(io.StringIO(csv_text)))
+    assert len(samples) == 400
+    assert sum(row["clean_correct"] == "true" for row in samples) == report["clean"]["correct"]
     # and it is in their list
     assert evaluation["evaluation_id"] in {e["evaluation_id"] for e in scientist.evaluations()}
 

@@ -36,6 +36,30 @@ TRAINING = {
     "total_rounds": 5,
 }
 
+# The headline numbers as the evaluator records them (cohort.evaluation.report.summary).
+EVALUATION_RESULTS = {
+    "clean_accuracy": 0.9,
+    "robust_accuracy": 0.45,
+    "robust_accuracy_ci95_low": 0.3071,
+    "robust_accuracy_ci95_high": 0.6017,
+    "headline_epsilon_linf": 0.1,
+    "headline_reliable": 1.0,
+    "gradient_masking_flags": 0.0,
+}
+
+
+def _evaluation(results: dict[str, float], advice: str = "") -> EvaluationFinished:
+    return EvaluationFinished(
+        notification_id="evaluation-finished-e1",
+        to="ada@example.org",
+        evaluation_id="e1",
+        model_name="cnn",
+        status="completed",
+        results=results,
+        advice=advice,
+        attachments=[{"key": "evaluations/e1/report.html", "filename": "robustness-report-e1.html"}],
+    )
+
 
 @pytest.mark.parametrize(
     "address", ["ada@example.org", "a.b+tag@mail.example.co.uk", "o'neil@x-y.io", "x@xn--bcher-kva.example"]
@@ -87,8 +111,17 @@ def test_a_line_break_in_a_name_is_refused() -> None:
             status="completed",
             results={"pgd_accuracy@eps=8/255": 0.4321},
         ),
+        EvaluationFinished(
+            notification_id="e",
+            to="ada@example.org",
+            evaluation_id="e1",
+            model_name="cnn",
+            status="completed",
+            results=EVALUATION_RESULTS | {"headline_reliable": 0.0, "gradient_masking_flags": 2.0},
+            advice="Remove the <steep> sigmoid & evaluate again.",
+        ),
     ],
-    ids=["welcome", "training_finished", "evaluation_finished"],
+    ids=["welcome", "training_finished", "evaluation_finished", "evaluation_not_reliable"],
 )
 def test_text_and_html_say_the_same(notification: Welcome | TrainingFinished | EvaluationFinished) -> None:
     # When a notification is rendered
@@ -97,6 +130,39 @@ def test_text_and_html_say_the_same(notification: Welcome | TrainingFinished | E
     # Then the HTML body shows the same words as the text body (the subject twice: title and heading)
     visible = html.unescape(re.sub(r"<[^>]+>", " ", rendered.html))
     assert _words(visible) == _words(rendered.subject) + _words(rendered.text)
+
+
+def test_the_evaluation_email_words_the_robust_accuracy_with_its_interval_and_budget() -> None:
+    rendered = render(_evaluation(EVALUATION_RESULTS))
+    assert rendered.subject == "Evaluation of cnn completed"
+    assert (
+        "Robust accuracy: 45.0% (95% confidence interval 30.7% to 60.2%) at L∞ ε = 0.1, the worst case per "
+        "sample over the attacks that ran." in rendered.text
+    )
+    assert "Not reliable" not in rendered.text
+
+
+def test_an_unreliable_robust_accuracy_is_said_so_next_to_the_number_with_what_to_try() -> None:
+    # Given an evaluation whose gradient-masking checks failed twice, with the report's advice
+    results = EVALUATION_RESULTS | {"headline_reliable": 0.0, "gradient_masking_flags": 2.0}
+    rendered = render(_evaluation(results, advice="Remove the steep sigmoid and evaluate again."))
+
+    # Then the subject says so, and the paragraph after the number says it in plain words, with the advice
+    assert rendered.subject == "Evaluation of cnn completed: its robust accuracy is not reliable"
+    number, warning = rendered.text.split("\n\n")[2:4]
+    assert number.startswith("Robust accuracy: 45.0% (95% confidence interval 30.7% to 60.2%)")
+    assert warning == (
+        "Not reliable: possible gradient masking. 2 gradient-masking checks failed, so this number is an "
+        "upper bound that may be far above the model's true robust accuracy. Remove the steep sigmoid and "
+        "evaluate again."
+    )
+
+
+def test_an_unreliable_robust_accuracy_without_advice_points_to_the_attached_report() -> None:
+    results = EVALUATION_RESULTS | {"headline_reliable": 0.0, "gradient_masking_flags": 1.0}
+    text = render(_evaluation(results)).text
+    assert "1 gradient-masking check failed, so this number is an upper bound" in text
+    assert "The attached report says what each check found and what to try." in text
 
 
 def test_a_failed_job_says_why() -> None:

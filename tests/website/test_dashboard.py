@@ -318,25 +318,38 @@ def test_an_app_developer_and_a_scientist_use_the_dashboard_end_to_end(
 
     # When they evaluate the trained model's robustness
     page.get_by_role("button", name="Evaluate the trained model").click()
-    for attack in ("PGD L2", "APGD-CE"):
-        page.get_by_role("checkbox", name=re.compile(f"^{attack} ")).uncheck()
+    # (the standard AutoAttack preset is the default; two quick attacks keep the test short)
+    expect(page.get_by_role("radio", name=re.compile("^autoattack"))).to_be_checked()
+    page.get_by_role("radio", name=re.compile("^custom")).check()
+    _uncheck_attacks(page, "PGD L2", "APGD-CE")
     page.get_by_label("L∞ budgets").fill("0, 0.05, 0.1")
     page.get_by_label("Samples").fill("60")
-    page.get_by_label("Steps").fill("5")
+    page.get_by_role("spinbutton", name="Steps").fill("5")
     visits.check(page, "new evaluation")
     page.get_by_role("button", name="Queue the evaluation").click()
 
-    # Then its progress shows, and then its report: headline, curves, per-class results and flags
+    # Then its progress shows, and then its report: the headline with its interval and the attacks
+    # behind it, the checks that ran, the curves with the worst case, per-class results, the manifest
     expect(page.get_by_role("heading", name="Report")).to_be_visible(timeout=LIVE)
     expect(page.get_by_text("clean accuracy")).to_be_visible()
+    expect(
+        page.get_by_text(re.compile(r"^95% CI .* the worst case per sample of FGSM and PGD, custom preset"))
+    ).to_be_visible()
+    expect(page.get_by_text("This is not the standard AutoAttack evaluation")).to_be_visible()
+    expect(page.get_by_role("heading", name=re.compile("^Gradient-masking checks: "))).to_be_visible()
     expect(page.get_by_role("img", name=re.compile("Robust accuracy against ε"))).to_be_visible()
+    curve = page.get_by_role("region", name="Robust accuracy per attack and ε")
+    expect(curve.get_by_role("row", name=re.compile("^worst case of FGSM and PGD L∞ 0.1 "))).to_be_visible()
     expect(page.get_by_role("region", name="Accuracy per class").get_by_role("row")).to_have_count(11)
-    expect(page.get_by_role("heading", name="Gradient masking")).to_be_visible()
+    expect(page.get_by_role("region", name="Attacks as they ran").get_by_role("row")).to_have_count(3)
     screenshot(page, "evaluation")
     visits.check(page, "evaluation report")
     with page.expect_download() as report:
         page.get_by_role("button", name="Download HTML report").click()
     assert "<h1>Robustness of digits-cnn</h1>" in report.value.path().read_text()
+    with page.expect_download() as samples:
+        page.get_by_role("button", name="Download per-sample CSV").click()
+    assert len(samples.value.path().read_text().splitlines()) == 1 + 60  # a header and a row per sample
 
     # And the app developer sees, on their app's page, the job that ran on its devices
     sign_out(page)
@@ -495,8 +508,8 @@ def test_a_scientist_imports_an_onnx_model_and_evaluates_it_on_their_own_evaluat
     evaluation_set = tmp_path / "my-digits.safetensors"
     evaluation_set.write_bytes(encode({"inputs": test.inputs[:40], "labels": test.labels[:40]}))
     page.get_by_role("button", name="Evaluate its robustness").click()
-    for attack in ("PGD L2", "APGD-CE", "PGD (L∞)"):
-        page.get_by_role("checkbox", name=re.compile(f"^{re.escape(attack)} ")).uncheck()
+    page.get_by_role("radio", name=re.compile("^custom")).check()
+    _uncheck_attacks(page, "PGD L2", "APGD-CE", "PGD")
     page.get_by_label("L∞ budgets").fill("0, 0.1")
     page.get_by_label("Samples").fill("40")
     page.get_by_label("my own").check()
@@ -507,6 +520,12 @@ def test_a_scientist_imports_an_onnx_model_and_evaluates_it_on_their_own_evaluat
     expect(page.get_by_role("heading", name="Report")).to_be_visible(timeout=LIVE)
     expect(page.get_by_text("of your evaluation set")).to_be_visible()
     expect(page.get_by_text(re.compile(r"; \d+ of 40$"))).to_be_visible()
+
+
+def _uncheck_attacks(page: Page, *labels: str) -> None:
+    """Untick attacks on the evaluation form by label: "PGD" is PGD (L∞), not PGD L2."""
+    for label in labels:
+        page.get_by_role("checkbox", name=re.compile(rf"^{re.escape(label)} \(")).uncheck()
 
 
 def test_the_dashboard_works_from_the_keyboard(site: PlatformState, context: BrowserContext) -> None:

@@ -8,11 +8,12 @@ import { type Evaluation, useEvaluation } from "../../api/queries";
 import { useApi } from "../../auth/AuthProvider";
 import { ForRole } from "../../auth/guards";
 import { robustnessCurves } from "../../charts/series";
-import { DownloadButton, ErrorNotice, Loading, PageTitle, percent, ProgressBar, significant, Status, TableBox, when } from "../../components/common";
+import { DownloadButton, ErrorNotice, Loading, PageTitle, percent, ProgressBar, sentence, significant, Status, TableBox, when } from "../../components/common";
 import { LineChart } from "../../components/LineChart";
+import { attackLabel } from "./attacks";
+import { capitalised, checksVerdict, curveRows, listing, normLabel, withSeriesLabels } from "./reading";
 
 type Report = Schemas["EvaluationReport"];
-const NORM_LABEL: Record<string, string> = { linf: "L∞", l2: "L2" };
 
 export function EvaluationPage() {
   return (
@@ -29,7 +30,7 @@ function EvaluationDetail() {
   if (evaluation.isPending) return <Loading what="the evaluation" />;
   if (evaluation.isError) return <ErrorNotice error={evaluation.error} retry={() => void evaluation.refetch()} />;
   const data = evaluation.data;
-  const reportLink = (format: "html" | "json") =>
+  const reportLink = (format: "html" | "json" | "csv") =>
     api.call((c) =>
       c.GET("/v1/evaluations/{evaluation_id}/report", {
         params: { path: { evaluation_id: data.evaluation_id }, query: { format } },
@@ -42,6 +43,7 @@ function EvaluationDetail() {
           <>
             <DownloadButton label="Download HTML report" link={() => reportLink("html")} />
             <DownloadButton label="Download JSON" link={() => reportLink("json")} />
+            <DownloadButton label="Download per-sample CSV" link={() => reportLink("csv")} />
           </>
         )}
       </PageTitle>
@@ -55,8 +57,8 @@ function EvaluationDetail() {
         ) : (
           " with its uploaded weights"
         )}
-        ; {data.spec.samples.toLocaleString()} samples of {data.spec.dataset === "digits" ? "the built-in digits" : "your evaluation set"},
-        attacks {data.spec.attacks.join(", ")}; queued {when(data.created_at)}.
+        ; {data.spec.samples.toLocaleString()} samples of {data.spec.dataset === "digits" ? "the built-in digits" : "your evaluation set"},{" "}
+        {data.spec.preset} preset: {listing(data.spec.attacks.map(attackLabel))}; queued {when(data.created_at)}.
       </p>
       <section aria-labelledby="progress-title" className="card" aria-live="polite">
         <h2 id="progress-title">
@@ -97,11 +99,14 @@ function ReportView({ evaluation, link }: { evaluation: Evaluation; link: () => 
 function ReportBody({ report }: { report: Report }) {
   const norms = useMemo(() => [...new Set(report.curves.map((point) => point.norm))], [report.curves]);
   const charts = useMemo(
-    () => Object.fromEntries(norms.map((norm) => [norm, robustnessCurves(report.curves, report.worst_case, norm)])),
+    () =>
+      Object.fromEntries(
+        norms.map((norm) => [norm, withSeriesLabels(robustnessCurves(report.curves, report.worst_case, norm), report.curves, norm)]),
+      ),
     [norms, report.curves, report.worst_case],
   );
+  const rows = useMemo(() => curveRows(report.curves, report.worst_case), [report.curves, report.worst_case]);
   const { clean, headline } = report;
-  const headlineNorm = NORM_LABEL[headline.norm] ?? headline.norm;
   return (
     <article aria-labelledby="report-title" className="report">
       <h2 id="report-title">Report</h2>
@@ -113,36 +118,17 @@ function ReportBody({ report }: { report: Report }) {
             95% CI {percent(clean.ci95.low)} to {percent(clean.ci95.high)}; {clean.correct.toLocaleString()} of {clean.total.toLocaleString()}
           </small>
         </div>
-        <div>
-          <p className="big">{percent(headline.robust_accuracy)}</p>
-          <p>
-            robust accuracy at ε = {headline.epsilon} ({headlineNorm})
-          </p>
-          <small className="muted">the worst case over every attack of this norm</small>
-        </div>
+        <HeadlineCard headline={headline} />
       </div>
-      <section aria-labelledby="flags-title">
-        <h3 id="flags-title">Gradient masking</h3>
-        {report.flags.length === 0 ? (
-          <p>No sign of gradient masking: the attacks behaved as sound attacks do.</p>
-        ) : (
-          report.flags.map((flag) => (
-            <div key={flag.code} role="alert" className="notice warning">
-              <p>
-                <strong>{flag.code.replaceAll("_", " ")}:</strong> {flag.message}
-              </p>
-            </div>
-          ))
-        )}
-      </section>
+      <Checks checks={report.checks} flags={report.flags} />
       <section aria-labelledby="curves-title">
         <h3 id="curves-title">Robust accuracy against ε</h3>
         <div className="grid">
           {norms.map((norm) => (
             <LineChart
               key={norm}
-              label={`Robust accuracy against ε (${NORM_LABEL[norm] ?? norm}), per attack and in the worst case`}
-              xTitle={`ε (${NORM_LABEL[norm] ?? norm})`}
+              label={`Robust accuracy against ε (${normLabel(norm)}), per attack and in the worst case`}
+              xTitle={`ε (${normLabel(norm)})`}
               yTitle="robust accuracy"
               labels={charts[norm]!.labels}
               series={charts[norm]!.series}
@@ -163,16 +149,16 @@ function ReportBody({ report }: { report: Report }) {
             </tr>
           </thead>
           <tbody>
-            {report.curves.map((point) => (
-              <tr key={`${point.attack}-${point.norm}-${point.epsilon}`}>
-                <td>{point.attack}</td>
-                <td>{NORM_LABEL[point.norm] ?? point.norm}</td>
-                <td>{point.epsilon}</td>
-                <td>{percent(point.robust_accuracy)}</td>
+            {rows.map((row) => (
+              <tr key={row.key}>
+                <td>{row.worstCase ? <strong>{row.series}</strong> : row.series}</td>
+                <td>{normLabel(row.norm)}</td>
+                <td>{row.epsilon}</td>
+                <td>{percent(row.robustAccuracy)}</td>
                 <td>
-                  {percent(point.ci95.low)} to {percent(point.ci95.high)}
+                  {percent(row.ci95.low)} to {percent(row.ci95.high)}
                 </td>
-                <td>{percent(point.mean_adversarial_confidence)}</td>
+                <td>{percent(row.confidence)}</td>
               </tr>
             ))}
           </tbody>
@@ -180,7 +166,7 @@ function ReportBody({ report }: { report: Report }) {
       </section>
       <section aria-labelledby="classes-title">
         <h3 id="classes-title">
-          Per class, at ε = {headline.epsilon} ({headlineNorm})
+          Per class, at ε = {headline.epsilon} ({normLabel(headline.norm)})
         </h3>
         <TableBox label="Accuracy per class">
           <thead>
@@ -203,25 +189,148 @@ function ReportBody({ report }: { report: Report }) {
           </tbody>
         </TableBox>
       </section>
-      {report.minimal_perturbation && (
-        <section aria-labelledby="minimal-title">
-          <h3 id="minimal-title">Smallest L∞ ε that flips a prediction</h3>
-          <p>
-            Median{" "}
-            {report.minimal_perturbation.median === null
-              ? "beyond the largest ε searched"
-              : significant(report.minimal_perturbation.median)}{" "}
-            (10th to 90th percentile {significant(report.minimal_perturbation.p10)} to{" "}
-            {significant(report.minimal_perturbation.p90)});{" "}
-            {percent(report.minimal_perturbation.unbroken_fraction)} of correctly classified samples were never flipped up to ε ={" "}
-            {report.minimal_perturbation.max_epsilon}.
-          </p>
-        </section>
-      )}
+      {report.minimal_perturbation && <MinimalPerturbation estimate={report.minimal_perturbation} />}
+      <ManifestSection manifest={report.manifest} />
       <p className="muted">
-        {report.samples.toLocaleString()} samples of {report.dataset} on {report.device}, {report.seconds.toFixed(1)} s. The HTML report adds
-        a gallery of adversarial examples.
+        {report.samples.toLocaleString()} samples of {report.dataset} on {report.device}, {report.seconds.toFixed(1)} s. The outcome of
+        each sample is in the per-sample CSV; the HTML report adds a gallery of adversarial examples.
       </p>
     </article>
+  );
+}
+
+function HeadlineCard({ headline }: { headline: Report["headline"] }) {
+  return (
+    <div>
+      <p className="big">{percent(headline.robust_accuracy)}</p>
+      <p>
+        robust accuracy at ε = {headline.epsilon} ({normLabel(headline.norm)})
+      </p>
+      <small className="muted">
+        95% CI {percent(headline.ci95.low)} to {percent(headline.ci95.high)}; the worst case per sample of{" "}
+        {listing(headline.attacks.map(attackLabel))}, {headline.preset} preset. Budget: {headline.budget_source}.
+      </small>
+      {!headline.standard && (
+        <p>
+          <small>This is not the standard AutoAttack evaluation, so this number may be optimistic.</small>
+        </p>
+      )}
+      {!headline.reliable && (
+        <div role="alert" className="notice error">
+          <p>
+            <strong>Not reliable: possible gradient masking.</strong> {headline.advice}
+          </p>
+        </div>
+      )}
+    </div>
+  );
+}
+
+function Checks({ checks, flags }: { checks: Report["checks"]; flags: Report["flags"] }) {
+  // A flag always shows, even one no check in the list accounts for.
+  const unchecked = flags.filter((flag) => !checks.some((check) => check.code === flag.code));
+  return (
+    <section aria-labelledby="checks-title">
+      <h3 id="checks-title">{checksVerdict(checks)}</h3>
+      {checks.length === 0 && unchecked.length === 0 && <p>No gradient-masking check ran, so none is reported.</p>}
+      {checks.map((check) =>
+        check.passed ? (
+          <p key={check.code}>
+            <strong>{capitalised(check.title)}: passed.</strong> {sentence(check.finding)}
+          </p>
+        ) : (
+          <div key={check.code} className="notice warning">
+            <p>
+              <strong>{capitalised(check.title)}: failed.</strong> {sentence(check.finding)}
+            </p>
+            {check.advice && <p>What to try: {check.advice}</p>}
+          </div>
+        ),
+      )}
+      {unchecked.map((flag) => (
+        <div key={flag.code} className="notice warning">
+          <p>
+            <strong>{flag.code.replaceAll("_", " ")}:</strong> {flag.message}
+          </p>
+        </div>
+      ))}
+    </section>
+  );
+}
+
+function MinimalPerturbation({ estimate }: { estimate: NonNullable<Report["minimal_perturbation"]> }) {
+  return (
+    <section aria-labelledby="minimal-title">
+      <h3 id="minimal-title">Minimal perturbation: an upper bound</h3>
+      <p>
+        For each correctly classified sample, an L∞ ε at which PGD flips its prediction, found by bisection: at most{" "}
+        {significant(estimate.precision ?? 0)} above the smallest ε at which PGD succeeded, and the true smallest budget can only be lower.
+        Median {estimate.median === null ? "beyond the largest ε searched" : significant(estimate.median)} (10th to 90th percentile{" "}
+        {significant(estimate.p10)} to {significant(estimate.p90)}); {percent(estimate.unbroken_fraction)} of correctly classified samples
+        were not flipped up to ε = {estimate.max_epsilon}.
+      </p>
+    </section>
+  );
+}
+
+function ManifestSection({ manifest }: { manifest: Report["manifest"] }) {
+  const usedNorms = new Set(manifest.attacks.map((run) => run.norm));
+  const settings: [string, string][] = [
+    ["Preset", manifest.preset],
+    ["Samples", manifest.samples.toLocaleString()],
+    ["Seed", String(manifest.seed)],
+    ["Batch size", manifest.batch_size.toLocaleString()],
+    ...(usedNorms.has("linf") ? [["ε grid, L∞", manifest.epsilons_linf.join(", ")] as [string, string]] : []),
+    ...(usedNorms.has("l2") ? [["ε grid, L2", manifest.epsilons_l2.join(", ")] as [string, string]] : []),
+    ["Model SHA-256", manifest.model_sha256 ?? "not recorded"],
+    ["Device", manifest.device],
+    ...Object.entries(manifest.libraries).sort(([a], [b]) => a.localeCompare(b)),
+  ];
+  const shown = (value: number | null | undefined) => (value === null || value === undefined ? "—" : String(value));
+  return (
+    <section aria-labelledby="manifest-title">
+      <h3 id="manifest-title">Manifest</h3>
+      <p className="muted">How these numbers were made: the attacks in the order they ran, with their settings, and what else decides the result.</p>
+      <TableBox label="Attacks as they ran">
+        <thead>
+          <tr>
+            <th scope="col">Attack</th>
+            <th scope="col">Norm</th>
+            <th scope="col">Steps</th>
+            <th scope="col">Step (share of ε)</th>
+            <th scope="col">Restarts</th>
+            <th scope="col">Target classes</th>
+            <th scope="col">Queries</th>
+            <th scope="col">Cascaded</th>
+          </tr>
+        </thead>
+        <tbody>
+          {manifest.attacks.map((run) => (
+            <tr key={run.attack}>
+              <td>{attackLabel(run.attack)}</td>
+              <td>{normLabel(run.norm)}</td>
+              <td>{shown(run.steps)}</td>
+              <td>{shown(run.relative_step)}</td>
+              <td>{run.restarts}</td>
+              <td>{shown(run.target_classes)}</td>
+              <td>{shown(run.queries)}</td>
+              <td>{run.cascaded ? "yes" : "no"}</td>
+            </tr>
+          ))}
+        </tbody>
+      </TableBox>
+      <TableBox label="Settings">
+        <tbody>
+          {settings.map(([name, value]) => (
+            <tr key={name}>
+              <th scope="row">{name}</th>
+              <td>
+                <code>{value}</code>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </TableBox>
+    </section>
   );
 }

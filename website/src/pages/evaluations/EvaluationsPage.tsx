@@ -54,12 +54,38 @@ function Evaluations() {
                   {evaluation.status === "running" && ` ${Math.round(evaluation.progress * 100)}%`}
                 </td>
                 <td>{percent(evaluation.summary?.clean_accuracy)}</td>
-                <td>{percent(evaluation.summary?.robust_accuracy)}</td>
+                <td>
+                  <RobustAccuracy summary={evaluation.summary} />
+                </td>
                 <td>{when(evaluation.created_at)}</td>
               </tr>
             ))}
           </tbody>
         </TableBox>
+      )}
+    </>
+  );
+}
+
+/** The headline with its interval, marked when a gradient-masking check failed. */
+function RobustAccuracy({ summary }: { summary: Record<string, number> | null }) {
+  if (!summary) return <>—</>;
+  const low = summary.robust_accuracy_ci95_low;
+  const high = summary.robust_accuracy_ci95_high;
+  return (
+    <>
+      {percent(summary.robust_accuracy)}
+      {low !== undefined && high !== undefined && (
+        <small className="muted">
+          {" "}
+          ({percent(low)} to {percent(high)})
+        </small>
+      )}
+      {summary.headline_reliable === 0 && (
+        <>
+          {" "}
+          <span className="status bad">not reliable</span>
+        </>
       )}
     </>
   );

@@ -22,6 +22,7 @@ import logging
 import signal
 import threading
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
 from typing import Annotated, Any
@@ -61,6 +62,15 @@ _CONTENT_TYPES = {
     ".png": "image/png",
     ".csv": "text/csv; charset=utf-8",
 }
+
+
+@dataclass(frozen=True)
+class _Finished:
+    """What a completed run leaves: the model's name, the headline numbers, and what to try if unreliable."""
+
+    model_name: str
+    summary: dict[str, float]
+    advice: str
 
 
 class Interrupted(Exception):
@@ -207,7 +217,7 @@ class EvaluationWorker:
         log.info("evaluation %s: attempt %s (receive %s)", evaluation_id, int(record.attempts), receives)
         try:
             with _Heartbeat(self, evaluation_id, message["ReceiptHandle"], self._heartbeat_interval) as beat:
-                model_name, summary = self._evaluate(record, beat.progress)
+                finished = self._evaluate(record, beat.progress)
         except Interrupted:
             self._requeue(record, "interrupted: the evaluator shut down; the evaluation will run again")
             aws.client("sqs").change_message_visibility(
@@ -234,14 +244,14 @@ class EvaluationWorker:
                 EvaluationRecord.status.set(EvaluationStatus.COMPLETED),
                 EvaluationRecord.status_reason.remove(),
                 EvaluationRecord.progress.set(1),
-                EvaluationRecord.summary.set(summary),
+                EvaluationRecord.summary.set(finished.summary),
                 EvaluationRecord.report_key.set(report_key(evaluation_id, report.JSON_FILE)),
                 EvaluationRecord.updated_at.set(utcnow()),
             ]
         )
         self._delete(message)
         log.info("evaluation %s completed: %s", evaluation_id, summary)
-        self._announce(record, model_name)
+        self._announce(record, finished.model_name, finished.advice)
 
     @property
     def _heartbeat_interval(self) -> float:
@@ -271,8 +281,8 @@ class EvaluationWorker:
             raise
         return True
 
-    def _evaluate(self, record: EvaluationRecord, progress: Any) -> tuple[str, dict[str, float]]:
-        """Load, attack, and store the report; returns the model's name and the headline numbers."""
+    def _evaluate(self, record: EvaluationRecord, progress: Any) -> _Finished:
+        """Load, attack, and store the report; returns what the record and the email say of it."""
         spec = EvaluationSpec.model_validate(record.request)
         loaded = load_model(record)
         data = load_data(spec, loaded.architecture)
@@ -283,13 +293,13 @@ class EvaluationWorker:
         result, artifacts = engine.run_evaluation(
             loaded.module, data, spec, device=device, progress=progress, model_sha256=loaded.sha256
         )
-        context = report.ReportContext(record.evaluation_id, loaded.name, spec)
+        context = report.ReportContext(record.evaluation_id, loaded.name)
         for filename, body in report.render(result, artifacts, context).items():
             content_type = _CONTENT_TYPES["." + filename.rsplit(".", 1)[-1]]
             storage.put_bytes(
                 Bucket.REPORTS, report_key(record.evaluation_id, filename), body, content_type=content_type
             )
-        return loaded.name, report.summary(result)
+        return _Finished(loaded.name, report.summary(result), result.headline.advice or "")
 
     def _requeue(self, record: EvaluationRecord, reason: str) -> None:
         record.update(
@@ -307,15 +317,15 @@ class EvaluationWorker:
     def _delete(self, message: dict[str, Any]) -> None:
         aws.client("sqs").delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
 
-    def _announce(self, record: EvaluationRecord, model_name: str | None) -> None:
+    def _announce(self, record: EvaluationRecord, model_name: str | None, advice: str = "") -> None:
         """Email the owner the outcome, with the report attached; a courtesy that never fails the job."""
         try:
-            enqueue(_notification(record, model_name))
+            enqueue(_notification(record, model_name, advice))
         except Exception:
             log.exception("the evaluation-finished notification of %s was not queued", record.evaluation_id)
 
 
-def _notification(record: EvaluationRecord, model_name: str | None) -> EvaluationFinished:
+def _notification(record: EvaluationRecord, model_name: str | None, advice: str = "") -> EvaluationFinished:
     completed = record.status == EvaluationStatus.COMPLETED
     attachments = ()
     if completed:
@@ -329,6 +339,7 @@ def _notification(record: EvaluationRecord, model_name: str | None) -> Evaluatio
         status="completed" if completed else "failed",
         reason=(record.status_reason or "")[:MAX_REASON],
         results=record.summary or {},
+        advice=advice[:MAX_REASON],
         attachments=attachments,
     )
 

@@ -250,7 +250,7 @@ class EvaluationWorker:
             ]
         )
         self._delete(message)
-        log.info("evaluation %s completed: %s", evaluation_id, summary)
+        log.info("evaluation %s completed: %s", evaluation_id, finished.summary)
         self._announce(record, finished.model_name, finished.advice)
 
     @property

@@ -280,7 +280,7 @@ class _Evaluation:
         grid = self.spec.epsilons(attack.norm)
         robust = attackable.clone()
         confidence = self.clean_confidence[:, None].repeat(1, len(grid))
-        grid_tensor = torch.tensor(grid)
+        grid_tensor = torch.tensor(grid, device="cpu")
         rows = torch.nonzero(attackable & (grid_tensor > 0)[None, :])  # [P, 2]: (sample, column)
         headline_column = grid.index(self.headline_epsilon) if attack.norm == self.headline_norm else None
         per_row = work.passes_per_row(attack, self.spec)
@@ -517,7 +517,7 @@ class _Evaluation:
         else:
             clean = self.inputs[:0].clone()
             adversarial = clean.clone()
-        minimal = torch.full((len(self.labels),), float("nan"), dtype=torch.float64)
+        minimal = torch.full((len(self.labels),), float("nan"), dtype=torch.float64, device="cpu")
         if estimates is not None:
             minimal[self.targets] = estimates
         rows = []

@@ -43,7 +43,7 @@ def _reference(model: nn.Module, norm: str, eps: float) -> float:
     reference = AutoAttack(
         model, norm={"linf": "Linf", "l2": "L2"}[norm], eps=eps, version="standard", seed=0
     )
-    adversarial = reference.run_standard_evaluation(data.inputs, data.labels, batch_size=SAMPLES)
+    adversarial, _ = reference.run_standard_evaluation(data.inputs, data.labels, batch_size=SAMPLES)
     with torch.no_grad():
         return float((model(adversarial).argmax(dim=1) == data.labels).double().mean())
 

@@ -12,27 +12,37 @@ import pytest
 import torch
 
 from cohort.evaluation import engine
+from cohort.evaluation.attacks import ATTACKS
 from cohort.evaluation.spec import EvaluationSpec
 from tests.unit.robustness_models import digits_test, trained_mlp
 
+# Every registered attack, briefly: each must place what it makes on the device it is given.
 SPEC = EvaluationSpec(
-    samples=60, steps=3, epsilons_linf=[0.0, 0.05, 0.1], epsilons_l2=[0.0, 0.5], batch_size=32
+    preset="custom",
+    attacks=list(ATTACKS),
+    samples=40,
+    steps=3,
+    target_classes=2,
+    queries=20,
+    epsilons_linf=[0.0, 0.05, 0.1],
+    epsilons_l2=[0.0, 0.5],
+    batch_size=32,
 )
 
 
 def test_every_tensor_the_engine_makes_is_on_a_device_it_names() -> None:
     # Given the same evaluation run once as usual
-    expected, _ = engine.run_evaluation(trained_mlp(), digits_test(60), SPEC, device=torch.device("cpu"))
+    expected, _ = engine.run_evaluation(trained_mlp(), digits_test(40), SPEC, device=torch.device("cpu"))
 
     # When the same model and data, loaded on the CPU as the worker loads them, are evaluated again
     # with the default device somewhere no computation can happen
-    model, data = trained_mlp(), digits_test(60)
+    model, data = trained_mlp(), digits_test(40)
     with torch.device("meta"):
-        result, gallery = engine.run_evaluation(model, data, SPEC, device=torch.device("cpu"))
+        result, artifacts = engine.run_evaluation(model, data, SPEC, device=torch.device("cpu"))
 
     # Then it completes with the same numbers, and hands back tensors on the CPU
     assert result.model_dump(exclude={"seconds"}) == expected.model_dump(exclude={"seconds"})
-    assert gallery.clean.device.type == gallery.adversarial.device.type == "cpu"
+    assert artifacts.gallery_clean.device.type == artifacts.gallery_adversarial.device.type == "cpu"
 
 
 @pytest.mark.parametrize(("cuda", "device"), [(True, "cuda"), (False, "cpu")])
@@ -53,7 +63,7 @@ def test_an_evaluation_runs_in_full_float32_with_deterministic_kernels_and_resto
         # When an evaluation runs, reporting its progress
         engine.run_evaluation(
             trained_mlp(),
-            digits_test(60),
+            digits_test(40),
             SPEC,
             device=torch.device("cpu"),
             progress=lambda _: seen.append(engine.numerics()),

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
 import torch
 
 from cohort.domain.errors import InvalidInput
-from cohort.evaluation.engine import GALLERY_SIZE, Gallery, run_evaluation
+from cohort.evaluation.engine import GALLERY_SIZE, Artifacts, run_evaluation
 from cohort.evaluation.results import EvaluationResult
 from cohort.evaluation.spec import EvaluationSpec
 from tests.unit.robustness_models import Quantised, SquareRooted, digits_test, trained_mlp
 
 SPEC = EvaluationSpec(
+    preset="custom",
     samples=120,
     steps=10,
     epsilons_linf=[0.0, 0.05, 0.1, 0.2],
@@ -22,7 +24,12 @@ SPEC = EvaluationSpec(
 )
 
 
-Evaluated = tuple[EvaluationResult, Gallery, list[float]]
+Evaluated = tuple[EvaluationResult, Artifacts, list[float]]
+
+
+def _changed(spec: EvaluationSpec, update: dict) -> EvaluationSpec:
+    """The spec with some fields changed, validated again (a custom spec's norms follow its attacks)."""
+    return EvaluationSpec.model_validate({**spec.model_dump(exclude={"norms"}), **update})
 
 
 @pytest.fixture(scope="module")
@@ -55,15 +62,18 @@ def test_worst_case_is_at_most_every_attack_of_its_norm(evaluation: Evaluated) -
         assert all(worst.robust_accuracy <= p.robust_accuracy for p in same)
 
 
-def test_headline_is_the_linf_worst_case_at_the_middle_non_zero_epsilon(evaluation: Evaluated) -> None:
-    # Given the grid 0, 0.05, 0.1, 0.2
+def test_headline_is_the_linf_worst_case_at_the_digits_standard_budget(evaluation: Evaluated) -> None:
+    # Given an evaluation of a digits model, whose declared standard L∞ budget is 0.1
     result, _, _ = evaluation
 
-    # Then the headline reads the L∞ worst case at 0.1
+    # Then the headline reads the L∞ worst case at 0.1, and says where that budget comes from
     worst = {p.epsilon: p.robust_accuracy for p in result.worst_case if p.norm == "linf"}
     assert (result.headline.norm, result.headline.epsilon) == ("linf", 0.1)
     assert result.headline.robust_accuracy == worst[0.1]
     assert result.headline.robust_accuracy < result.clean.accuracy
+    assert "standard budget for 8x8 grey digits" in result.headline.budget_source
+    low, high = result.headline.ci95.low, result.headline.ci95.high
+    assert low < result.headline.robust_accuracy < high
 
 
 def test_minimal_perturbation_lies_within_the_searched_bracket(evaluation: Evaluated) -> None:
@@ -94,12 +104,13 @@ def test_per_class_scores_cover_every_label_and_add_up(evaluation: Evaluated) ->
 
 def test_gallery_pairs_are_aligned_broken_and_within_budget(evaluation: Evaluated) -> None:
     # Given a finished evaluation
-    result, gallery, _ = evaluation
+    result, artifacts, _ = evaluation
+    clean, adversarial = artifacts.gallery_clean, artifacts.gallery_adversarial
 
     # Then it holds up to 8 aligned pairs, each misclassified after a perturbation within the headline epsilon
     assert 0 < len(result.gallery) <= GALLERY_SIZE
-    assert gallery.clean.shape == gallery.adversarial.shape == (len(result.gallery), 1, 8, 8)
-    moved = (gallery.adversarial - gallery.clean).abs().flatten(1).amax(dim=1)
+    assert clean.shape == adversarial.shape == (len(result.gallery), 1, 8, 8)
+    moved = (adversarial - clean).abs().flatten(1).amax(dim=1)
     assert torch.all(moved <= result.headline.epsilon + 1e-6)
     assert all(item.adversarial_prediction != item.label for item in result.gallery)
     assert len({item.label for item in result.gallery}) > 1
@@ -122,15 +133,84 @@ def test_result_is_json_and_round_trips(evaluation: Evaluated) -> None:
 
 
 def test_a_normal_model_raises_no_flag(evaluation: Evaluated) -> None:
-    # Given a plainly trained model, then no gradient-masking flag is raised
+    # Given a plainly trained model, then every check that ran passed and the headline is reliable
     result, _, _ = evaluation
+    assert result.checks
     assert result.flags == []
+    assert all(check.passed for check in result.checks)
+    assert (result.headline.reliable, result.headline.advice) == (True, None)
+
+
+def test_the_per_sample_rows_agree_with_the_worst_case(evaluation: Evaluated) -> None:
+    # Given a finished evaluation's per-sample rows
+    result, artifacts, _ = evaluation
+    rows = artifacts.per_sample
+
+    # Then there is one per sample, and each worst-case column averages to its point of the curve
+    assert [row["index"] for row in rows] == list(range(result.samples))
+    for point in result.worst_case:
+        column = [bool(row[f"robust_{point.norm}_{point.epsilon:g}"]) for row in rows]
+        assert sum(column) / len(rows) == pytest.approx(point.robust_accuracy)
+    # And a sample the model got wrong is robust nowhere and has no minimal perturbation
+    wrong = [row for row in rows if not row["clean_correct"]]
+    assert all(row["minimal_linf"] is None for row in wrong)
+    assert all(not row["robust_linf_0.05"] for row in wrong)
+
+
+def test_the_manifest_records_how_every_attack_ran(evaluation: Evaluated) -> None:
+    # Given a finished evaluation, then the manifest has each attack's settings and the libraries
+    result, _, _ = evaluation
+    runs = {run.attack: run for run in result.manifest.attacks}
+    assert list(runs) == SPEC.attacks
+    assert (runs["pgd_linf"].steps, runs["pgd_linf"].relative_step) == (10, pytest.approx(0.25))
+    assert (runs["fgsm"].steps, runs["fgsm"].restarts) == (None, 1)
+    assert not any(run.cascaded for run in runs.values())
+    assert {"cohort", "torch", "numpy", "python"} <= result.manifest.libraries.keys()
+    assert (result.manifest.seed, result.manifest.samples) == (SPEC.seed, 120)
+
+
+def test_a_cascade_attacks_only_what_the_attacks_before_it_left_robust() -> None:
+    # Given the fast preset, whose attacks run one after the other on what the earlier ones missed
+    spec = EvaluationSpec(preset="fast", norms=["linf"], samples=80, minimal_perturbation=False)
+
+    # When it evaluates the trained model
+    result, _ = run_evaluation(trained_mlp(), digits_test(80), spec, device=torch.device("cpu"))
+
+    # Then each attack's curve is cumulative and never above the one before it, and the last is the worst case
+    curves: dict[str, dict[float, float]] = {}
+    for point in result.curves:
+        assert point.cumulative
+        curves.setdefault(point.attack, {})[point.epsilon] = point.robust_accuracy
+    names = list(curves)
+    assert names == spec.attacks
+    for earlier, later in itertools.pairwise(names):
+        assert all(curves[later][eps] <= curves[earlier][eps] for eps in curves[later])
+    worst = {p.epsilon: p.robust_accuracy for p in result.worst_case}
+    assert curves[names[-1]] == worst
+    # And the headline says which preset and attacks it stands on, and that it is not the standard
+    assert (result.headline.preset, result.headline.standard, result.headline.attacks) == (
+        "fast",
+        False,
+        names,
+    )
+
+
+def test_the_headline_budget_joins_a_grid_that_lacks_it() -> None:
+    # Given a grid without the digits' standard budget of 0.1
+    spec = _changed(SPEC, {"epsilons_linf": [0.0, 0.05, 0.2], "minimal_perturbation": False})
+
+    # When the evaluation runs
+    result, _ = run_evaluation(trained_mlp(), digits_test(60), _changed(spec, {"samples": 60}))
+
+    # Then 0.1 was attacked too, and the headline is read there
+    assert result.headline.epsilon == 0.1
+    assert sorted({p.epsilon for p in result.worst_case if p.norm == "linf"}) == [0.0, 0.05, 0.1, 0.2]
 
 
 def test_a_quantising_model_is_flagged_for_zero_gradients() -> None:
     # Given a model whose input rounding has a zero gradient everywhere
     model = Quantised(trained_mlp())
-    spec = SPEC.model_copy(update={"attacks": ["pgd_linf"], "minimal_perturbation": False, "samples": 60})
+    spec = _changed(SPEC, {"attacks": ["pgd_linf"], "minimal_perturbation": False, "samples": 60})
 
     # When it is evaluated
     result, _ = run_evaluation(model, digits_test(60), spec)
@@ -138,35 +218,33 @@ def test_a_quantising_model_is_flagged_for_zero_gradients() -> None:
     # Then the zero-gradient flag explains that the robustness is not measured
     codes = {flag.code: flag.message for flag in result.flags}
     assert "zero_gradients" in codes
-    assert "gradient masking" in codes["zero_gradients"]
+    assert "exactly zero" in codes["zero_gradients"]
+    assert result.headline.reliable is False
 
 
 def test_a_model_with_infinite_gradients_is_flagged_and_attacks_stay_in_budget() -> None:
     # Given a model whose square root has an infinite gradient at 0-valued pixels
     model = SquareRooted(trained_mlp())
-    spec = SPEC.model_copy(
-        update={"attacks": ["fgsm", "pgd_linf"], "minimal_perturbation": False, "samples": 60}
-    )
+    spec = _changed(SPEC, {"attacks": ["fgsm", "pgd_linf"], "minimal_perturbation": False, "samples": 60})
 
     # When it is evaluated
-    result, gallery = run_evaluation(model, digits_test(60), spec)
+    result, artifacts = run_evaluation(model, digits_test(60), spec)
 
     # Then the non-finite flag is raised, and the gallery's adversarials are still finite and in budget
     assert "non_finite_gradients" in {flag.code for flag in result.flags}
-    assert torch.isfinite(gallery.adversarial).all()
-    assert torch.all((gallery.adversarial - gallery.clean).abs() <= result.headline.epsilon + 1e-6)
+    clean, adversarial = artifacts.gallery_clean, artifacts.gallery_adversarial
+    assert torch.isfinite(adversarial).all()
+    assert torch.all((adversarial - clean).abs() <= result.headline.epsilon + 1e-6)
 
 
 def test_fgsm_beating_pgd_is_flagged() -> None:
     # Given PGD crippled to one tiny step, against FGSM's full-epsilon step
-    spec = SPEC.model_copy(
-        update={"attacks": ["fgsm", "pgd_linf"], "steps": 1, "step_size": 0.05, "random_start": False}
+    spec = _changed(
+        SPEC, {"attacks": ["fgsm", "pgd_linf"], "steps": 1, "step_size": 0.05, "random_start": False}
     )
 
     # When the model is evaluated
-    result, _ = run_evaluation(
-        trained_mlp(), digits_test(), spec.model_copy(update={"minimal_perturbation": False})
-    )
+    result, _ = run_evaluation(trained_mlp(), digits_test(), _changed(spec, {"minimal_perturbation": False}))
 
     # Then FGSM's clear lead is flagged
     assert "fgsm_beats_pgd" in {flag.code for flag in result.flags}
@@ -174,8 +252,8 @@ def test_fgsm_beating_pgd_is_flagged() -> None:
 
 def test_restarts_never_make_the_attack_weaker() -> None:
     # Given one and three restarts of PGD with the same seed
-    one = SPEC.model_copy(update={"attacks": ["pgd_linf"], "minimal_perturbation": False, "steps": 3})
-    three = one.model_copy(update={"restarts": 3})
+    one = _changed(SPEC, {"attacks": ["pgd_linf"], "minimal_perturbation": False, "steps": 3})
+    three = _changed(one, {"restarts": 3})
 
     # When each evaluates the model
     single, _ = run_evaluation(trained_mlp(), digits_test(), one)
@@ -188,7 +266,7 @@ def test_restarts_never_make_the_attack_weaker() -> None:
 
 def test_evaluation_runs_on_the_requested_device_and_only_the_requested_samples() -> None:
     # Given an explicit CPU device and fewer samples than the data holds
-    spec = SPEC.model_copy(update={"attacks": ["fgsm"], "samples": 30, "minimal_perturbation": False})
+    spec = _changed(SPEC, {"attacks": ["fgsm"], "samples": 30, "minimal_perturbation": False})
 
     # When the evaluation runs
     result, _ = run_evaluation(trained_mlp(), digits_test(100), spec, device=torch.device("cpu"))
@@ -209,14 +287,14 @@ def test_a_model_that_gets_everything_wrong_yields_zero_curves_and_no_gallery() 
     data = type(data)(data.inputs[keep], data.labels[keep], data.name)
 
     # When it is evaluated
-    result, gallery = run_evaluation(model, data, SPEC)
+    result, artifacts = run_evaluation(model, data, SPEC)
 
     # Then nothing is attacked: every figure is zero, nothing is searched and the gallery is empty
     assert result.clean.correct == 0
     assert all(p.robust_accuracy == 0.0 for p in [*result.curves, *result.worst_case])
     assert result.minimal_perturbation is not None
     assert result.minimal_perturbation.median is None
-    assert (result.gallery, len(gallery.clean)) == ([], 0)
+    assert (result.gallery, len(artifacts.gallery_clean)) == ([], 0)
 
 
 class _MemoryBound(torch.nn.Module):
@@ -234,18 +312,16 @@ class _MemoryBound(torch.nn.Module):
 
 def test_running_out_of_memory_fails_at_once_naming_the_batch_size_to_lower() -> None:
     # Given a model and a device that hold at most 64 rows per pass
-    spec = SPEC.model_copy(update={"attacks": ["fgsm"], "samples": 40, "minimal_perturbation": False})
+    spec = _changed(SPEC, {"attacks": ["fgsm"], "samples": 40, "minimal_perturbation": False})
 
     # When the evaluation asks for 128 rows per pass
     with pytest.raises(InvalidInput) as refused:
-        run_evaluation(
-            _MemoryBound(trained_mlp(), 64), digits_test(40), spec.model_copy(update={"batch_size": 128})
-        )
+        run_evaluation(_MemoryBound(trained_mlp(), 64), digits_test(40), _changed(spec, {"batch_size": 128}))
 
     # Then it fails as no retry can mend, saying what to change; and with that change it runs
     assert "ran out of CPU memory at batch_size 128" in refused.value.message
     assert "smaller batch_size" in refused.value.message
     result, _ = run_evaluation(
-        _MemoryBound(trained_mlp(), 64), digits_test(40), spec.model_copy(update={"batch_size": 64})
+        _MemoryBound(trained_mlp(), 64), digits_test(40), _changed(spec, {"batch_size": 64})
     )
     assert result.clean.total == 40

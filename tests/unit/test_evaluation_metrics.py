@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-from pydantic import ValidationError
 
 from cohort.evaluation.metrics import (
     minimal_perturbation_summary,
@@ -16,7 +15,6 @@ from cohort.evaluation.metrics import (
     worst_case,
     worst_case_points,
 )
-from cohort.evaluation.spec import EvaluationSpec
 
 
 @pytest.mark.parametrize(
@@ -87,33 +85,3 @@ def test_minimal_perturbation_percentiles_leave_unknown_what_was_never_broken() 
     assert (summary.p10, summary.p25, summary.median) == (0.01, 0.03, 0.05)
     assert (summary.p75, summary.p90) == (None, None)
     assert summary.unbroken_fraction == pytest.approx(0.3)
-
-
-def test_spec_defaults_and_headline_rule() -> None:
-    # Given the default spec, then alpha is 2.5 / steps and the headline is L∞ at 0.1, the middle of five
-    spec = EvaluationSpec()
-    assert spec.alpha == pytest.approx(2.5 / 20)
-    assert spec.headline() == ("linf", 0.1)
-    # And with only an L2 attack the headline reads the L2 grid's middle
-    assert EvaluationSpec(attacks=["pgd_l2"]).headline() == ("l2", 0.5)
-
-
-@pytest.mark.parametrize(
-    "update",
-    [
-        {"attacks": []},
-        {"attacks": ["fgsm", "fgsm"]},
-        {"attacks": ["cw"]},
-        {"epsilons_linf": [0.1, 0.05]},
-        {"epsilons_linf": [0.1, 0.1]},
-        {"epsilons_linf": [1.5]},
-        {"epsilons_l2": [float(i) for i in range(13)]},
-        {"samples": 0},
-        {"steps": 201},
-        {"surprise": 1},
-    ],
-)
-def test_spec_refuses_invalid_requests(update: dict) -> None:
-    # Given one invalid field, then the spec does not validate
-    with pytest.raises(ValidationError):
-        EvaluationSpec.model_validate(update)

@@ -34,9 +34,11 @@ from cohort.settings import get_settings
 log = logging.getLogger(__name__)
 
 # Work budget of one evaluation, in per-sample gradient passes: what keeps one
-# request from holding a GPU for hours. 20 million is a few minutes for a small
-# CNN on one GPU (see docs/evaluation.md).
-MAX_GRADIENT_PASSES = 20_000_000
+# request from holding a GPU for hours. 50 million is a quarter of an hour for a small
+# CNN on one GPU, and admits the standard AutoAttack on 10,000 samples at one budget
+# (42 million at most: the cascade usually does far less), or on 1,000 samples over
+# the default grids (33 million); see docs/evaluation.md.
+MAX_GRADIENT_PASSES = 50_000_000
 
 
 class EvaluationMessage(BaseModel):

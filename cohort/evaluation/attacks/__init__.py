@@ -67,6 +67,7 @@ ATTACKS = attack_registry(
         run=pgd_linf,
         passes=per_step,
         summary="projected gradient descent, the standard L∞ attack",
+        fixed_step=True,
     ),
     Attack(
         name="pgd_l2",
@@ -76,6 +77,7 @@ ATTACKS = attack_registry(
         run=pgd_l2,
         passes=per_step,
         summary="projected gradient descent inside an L2 ball",
+        fixed_step=True,
     ),
     Attack(
         name="apgd_ce",
@@ -103,6 +105,7 @@ ATTACKS = attack_registry(
         run=apgd_targeted("linf"),
         passes=per_step_and_target,
         summary=_APGD_T,
+        targeted=True,
     ),
     Attack(
         name="fmn_linf",
@@ -112,6 +115,7 @@ ATTACKS = attack_registry(
         run=fmn("linf"),
         passes=per_step_and_target,
         summary=_FMN,
+        targeted=True,
     ),
     Attack(
         name="square_linf",
@@ -148,6 +152,7 @@ ATTACKS = attack_registry(
         run=apgd_targeted("l2"),
         passes=per_step_and_target,
         summary=f"{_APGD_T}, inside an L2 ball",
+        targeted=True,
     ),
     Attack(
         name="fmn_l2",
@@ -157,6 +162,7 @@ ATTACKS = attack_registry(
         run=fmn("l2"),
         passes=per_step_and_target,
         summary=f"{_FMN}, in L2",
+        targeted=True,
     ),
     Attack(
         name="square_l2",

@@ -95,6 +95,8 @@ class Attack:
     run: AttackFunction
     passes: Callable[[Effort], float]
     summary: str  # what it does, in one line, published with the API's schema
+    fixed_step: bool = False  # steps of the spec's step_size times eps (PGD); others choose their own
+    targeted: bool = False  # tries the top ``target_classes`` runner-up classes in turn
 
     @property
     def iterates(self) -> bool:

@@ -65,32 +65,32 @@ def _window_sides(p: float, height: int, width: int, smallest: int, odd: bool) -
 
 
 def _random_signs(shape: tuple[int, ...], like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    signs = torch.randint(0, 2, shape, generator=generator, device=like.device)
-    return signs.mul_(2).sub_(1).to(like.dtype)
+    signs = torch.randint(0, 2, shape, generator=generator, device=like.device, dtype=like.dtype)
+    return signs.mul_(2.0).sub_(1.0)
 
 
-def _offsets(
-    count: int, extent: int, side: int, like: torch.Tensor, generator: torch.Generator
-) -> torch.Tensor:
-    """Each row's window position along one axis, uniform over the positions that fit."""
-    return torch.randint(0, extent - side + 1, (count, 1), generator=generator, device=like.device)
+@cache
+def _spans(
+    extent: int, side: int, device: torch.device, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Along one axis, for each position a window of ``side`` pixels can take: which pixels it covers
+    (``[positions, extent]``, 0 or 1), and each pixel's place in it (clamped into the window)."""
+    place = torch.arange(extent, device=device) - torch.arange(extent - side + 1, device=device)[:, None]
+    return ((place >= 0) & (place < side)).to(dtype), place.clamp_(0, side - 1)
 
 
 def _window(
-    count: int,
-    height: int,
-    width: int,
-    sides: tuple[int, int],
-    like: torch.Tensor,
-    generator: torch.Generator,
+    sides: tuple[int, int], like: torch.Tensor, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """A random window per row: its ``[R, 1, H, W]`` mask, and each pixel's coordinates inside it."""
-    inside_h = torch.arange(height, device=like.device) - _offsets(count, height, sides[0], like, generator)
-    inside_w = torch.arange(width, device=like.device) - _offsets(count, width, sides[1], like, generator)
-    mask = ((inside_h >= 0) & (inside_h < sides[0]))[:, :, None] & ((inside_w >= 0) & (inside_w < sides[1]))[
-        :, None, :
-    ]
-    return mask[:, None].to(like.dtype), inside_h.clamp_(0, sides[0] - 1), inside_w.clamp_(0, sides[1] - 1)
+    """A random window per row, at any position where it fits: its ``[R, 1, H, W]`` mask, and each
+    pixel's place in it along each axis (``[R, H]``, ``[R, W]``)."""
+    count, _, height, width = like.shape
+    covers_h, place_h = _spans(height, sides[0], like.device, like.dtype)
+    covers_w, place_w = _spans(width, sides[1], like.device, like.dtype)
+    at_h = torch.randint(0, len(covers_h), (count,), generator=generator, device=like.device)
+    at_w = torch.randint(0, len(covers_w), (count,), generator=generator, device=like.device)
+    mask = covers_h[at_h][:, None, :, None] * covers_w[at_w][:, None, None, :]
+    return mask, place_h[at_h], place_w[at_w]
 
 
 def _rectangles(height: int, width: int) -> torch.Tensor:
@@ -104,31 +104,35 @@ def _rectangles(height: int, width: int) -> torch.Tensor:
     return weights / torch.linalg.vector_norm(weights)
 
 
-@cache
 def _pattern(height: int, width: int) -> torch.Tensor:
     """The L2 update's shape: rectangles of one sign in one half, of the other in the other, unit norm."""
     if height < width:
         return _pattern(width, height).T
     half = height // 2
     pattern = torch.cat([_rectangles(half, width), -_rectangles(height - half, width)])
-    return (pattern / torch.linalg.vector_norm(pattern)).float()
+    return pattern / torch.linalg.vector_norm(pattern)
+
+
+@cache
+def _patterns(sides: tuple[int, int], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """The pattern for a window, and for a square one also its transpose: ``[1 or 2, *sides]``."""
+    pattern = _pattern(*sides)
+    both = [pattern, pattern.T] if sides[0] == sides[1] else [pattern]
+    return torch.stack(both).to(device, dtype)
 
 
 def _placed(
     sides: tuple[int, int],
-    at_h: torch.Tensor,
-    at_w: torch.Tensor,
+    place_h: torch.Tensor,
+    place_w: torch.Tensor,
     like: torch.Tensor,
     generator: torch.Generator,
 ) -> torch.Tensor:
-    """The pattern at each row's window coordinates (``[R, H]`` and ``[R, W]``), transposed in a random
-    half of the rows when the window is square; ``[R, 1, H, W]``, to be masked by the window."""
-    pattern = _pattern(*sides).to(like.device, like.dtype)
-    if sides[0] != sides[1]:
-        return pattern[at_h[:, :, None], at_w[:, None, :]][:, None]
-    both = torch.stack([pattern, pattern.T])
-    flipped = torch.randint(0, 2, (len(at_h), 1, 1), generator=generator, device=like.device)
-    return both[flipped, at_h[:, :, None], at_w[:, None, :]][:, None]
+    """The pattern at each pixel's place in its row's window (``[R, H]`` and ``[R, W]``), transposed in
+    a random half of the rows when the window is square; ``[R, 1, H, W]``, to be masked by the window."""
+    patterns = _patterns(sides, like.device, like.dtype)
+    which = torch.randint(0, len(patterns), (len(place_h), 1, 1), generator=generator, device=like.device)
+    return patterns[which, place_h[:, :, None], place_w[:, None, :]][:, None]
 
 
 def _linf_start(x: torch.Tensor, e: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -142,7 +146,7 @@ def _linf_candidates(
 ) -> torch.Tensor:
     """Each row's best point with one random window flipped to ±eps from the clean pixels, per channel."""
     count, channels, height, width = x.shape
-    window, _, _ = _window(count, height, width, _window_sides(p, height, width, 1, False), x, generator)
+    window, _, _ = _window(_window_sides(p, height, width, 1, False), x, generator)
     step = _random_signs((count, channels, 1, 1), x, generator).mul_(2.0 * e)
     return LinfBall(x, e).project_(window.mul(step).add_(best))
 
@@ -193,25 +197,25 @@ def _l2_candidates(
     """
     count, channels, height, width = x.shape
     sides = _window_sides(p, height, width, 3, True)
-    first, at_h, at_w = _window(count, height, width, sides, x, generator)
-    second, _, _ = _window(count, height, width, sides, x, generator)
+    first, place_h, place_w = _window(sides, x, generator)
+    second, _, _ = _window(sides, x, generator)
     both = torch.maximum(first, second)
     delta = best - x
-    kept = torch.linalg.vector_norm(delta * first, dim=(2, 3), keepdim=True)
+    in_first = delta * first
+    kept = torch.linalg.vector_norm(in_first, dim=(2, 3), keepdim=True)
     moved = torch.linalg.vector_norm(delta * both, dim=(2, 3), keepdim=True)
-    left = (e.square() - rows(torch.linalg.vector_norm(delta.flatten(1), dim=1), x).square()).clamp_(min=0.0)
-    update = (
-        _placed(sides, at_h, at_w, x, generator)
-        .mul(first)
-        .mul_(_random_signs((count, channels, 1, 1), x, generator))
+    left = (
+        e.square()
+        .sub_(torch.linalg.vector_norm(delta, dim=(1, 2, 3), keepdim=True).square_())
+        .clamp_(min=0.0)
     )
-    update.add_(delta * first / (kept + 1e-12))
-    update.mul_(
-        left.div(channels).add_(moved.square()).sqrt_()
-        / (torch.linalg.vector_norm(update, dim=(2, 3), keepdim=True) + 1e-12)
-    )
-    delta.mul_(1.0 - both).add_(update)
-    return unit_l2_(delta).mul_(e).add_(x).clamp_(0.0, 1.0)
+    update = _placed(sides, place_h, place_w, x, generator).mul_(first)
+    update.mul_(_random_signs((count, channels, 1, 1), x, generator)).add_(in_first.div_(kept.add_(1e-12)))
+    room = left.div_(channels).add_(moved.square_()).sqrt_()
+    update.mul_(room.div_(torch.linalg.vector_norm(update, dim=(2, 3), keepdim=True).add_(1e-12)))
+    delta.sub_(delta * both).add_(update)
+    length = torch.linalg.vector_norm(delta, dim=(1, 2, 3), keepdim=True).add_(1e-12)
+    return delta.mul_(e / length).add_(x).clamp_(0.0, 1.0)
 
 
 _STARTS = {"linf": _linf_start, "l2": _l2_start}
@@ -230,21 +234,27 @@ def square(norm: Norm) -> AttackFunction:
         e = rows(eps, images)
         best = start(images, e, settings.generator)
         margins = margin(model(best.view_as(x)), y)
+        # The rows still searched, compacted: gathered again only when some row breaks.
+        active = torch.nonzero(margins > 0).flatten()
+        searched = [images[active], best[active], e[active], y[active], margins[active]]
         for iteration in range(settings.queries - 1):
-            active = torch.nonzero(margins > 0).flatten()
             if len(active) == 0:
                 break
+            clean, current, radius, labels, lowest = searched
             proposed = candidates(
-                images[active],
-                best[active],
-                e[active],
-                _share(iteration, settings.queries),
-                settings.generator,
+                clean, current, radius, _share(iteration, settings.queries), settings.generator
             )
-            proposed_margins = margin(model(proposed.view(len(active), *x.shape[1:])), y[active])
-            improved = proposed_margins < margins[active]
-            margins[active] = torch.minimum(proposed_margins, margins[active])
-            best[active[improved]] = proposed[improved]
+            proposed_margins = margin(model(proposed.view(len(active), *x.shape[1:])), labels)
+            improved = proposed_margins < lowest
+            current = torch.where(rows(improved, current), proposed, current)
+            lowest = torch.minimum(proposed_margins, lowest)
+            searched = [clean, current, radius, labels, lowest]
+            broken = lowest <= 0
+            if bool(broken.any()):
+                best[active] = current
+                searched = [t[~broken] for t in searched]
+                active = active[~broken]
+        best[active] = searched[1]
         return best.view_as(x)
 
     return attack

@@ -96,10 +96,13 @@ def _window(
 def _rectangles(height: int, width: int) -> torch.Tensor:
     """Nested rectangles around the centre, the k-th ring out weighted by sum_{j >= k} 1 / (j + 1)^2;
     unit L2 norm."""
+    # Built once per window size on the CPU, then cached on the attack's device by ``_patterns``.
     rings = max(height // 2, width // 2) + 1
-    tail = (1.0 / torch.arange(1, rings + 1, dtype=torch.float64) ** 2).flip(0).cumsum(0).flip(0)
-    ring_h = (torch.arange(height) - height // 2).abs()
-    ring_w = (torch.arange(width) - width // 2).abs()
+    tail = (
+        (1.0 / torch.arange(1, rings + 1, dtype=torch.float64, device="cpu") ** 2).flip(0).cumsum(0).flip(0)
+    )
+    ring_h = (torch.arange(height, device="cpu") - height // 2).abs()
+    ring_w = (torch.arange(width, device="cpu") - width // 2).abs()
     weights = tail[torch.maximum(ring_h[:, None], ring_w[None, :])]
     return weights / torch.linalg.vector_norm(weights)
 
@@ -151,12 +154,12 @@ def _linf_candidates(
     return LinfBall(x, e).project_(window.mul(step).add_(best))
 
 
-def _blocks(extent: int) -> tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]:
+def _blocks(extent: int, device: torch.device) -> tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The L2 start's grid along one axis: block size, and per pixel its block, place in it and
     whether a block covers it (about five blocks of a fifth of the extent, centred)."""
     size = max(extent // 5, 1)
     offset = max((extent - 5 * size) // 2, 0)
-    position = torch.arange(extent) - offset
+    position = torch.arange(extent, device=device) - offset
     block = position.div(size, rounding_mode="floor")
     covered = (position >= 0) & (block < extent // size)
     return size, block.clamp_(0, extent // size - 1), position.remainder(size), covered
@@ -165,22 +168,11 @@ def _blocks(extent: int) -> tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]
 def _l2_start(x: torch.Tensor, e: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """A grid of blocks, each holding the update pattern with a random sign per channel, scaled to eps."""
     count, channels, height, width = x.shape
-    size_h, block_h, at_h, covered_h = _blocks(height)
-    size_w, block_w, at_w, covered_w = _blocks(width)
+    size_h, block_h, at_h, covered_h = _blocks(height, x.device)
+    size_w, block_w, at_w, covered_w = _blocks(width, x.device)
     grid = (height // size_h, width // size_w)
-    device = x.device
-    block_h, block_w, covered = (
-        block_h.to(device),
-        block_w.to(device),
-        (covered_h[:, None] & covered_w).to(device),
-    )
-    pattern = _placed(
-        (size_h, size_w),
-        at_h.to(device).expand(count, -1),
-        at_w.to(device).expand(count, -1),
-        x,
-        generator,
-    )
+    covered = covered_h[:, None] & covered_w
+    pattern = _placed((size_h, size_w), at_h.expand(count, -1), at_w.expand(count, -1), x, generator)
     signs = _random_signs((count, channels, *grid), x, generator)[:, :, block_h[:, None], block_w[None, :]]
     delta = pattern.mul(signs).mul_(covered)
     return unit_l2_(delta).mul_(e).add_(x).clamp_(0.0, 1.0)

@@ -4,6 +4,8 @@ what they promise."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -116,6 +118,24 @@ def test_every_attack_breaks_an_undefended_model(
 
     # Then it breaks more than half of what the model got right
     assert robust < clean / 2
+
+
+@pytest.mark.parametrize("shape", [[64], [8, 8], [3, 5, 7], [2, 1, 9]], ids=str)
+def test_every_attack_takes_inputs_of_any_shape_a_model_may_declare(shape: list[int]) -> None:
+    # Given a small classifier of vectors, single-channel images, or non-square multi-channel ones
+    torch.manual_seed(0)
+    classifier = nn.Sequential(nn.Flatten(), nn.Linear(math.prod(shape), 5))
+    x, y = torch.rand(20, *shape), torch.randint(0, 5, (20,))
+
+    for name, attack in ATTACKS.items():
+        # When each attack runs on them
+        eps = LARGEST[attack.norm]
+        adversarial = _attack(classifier, name, x, y, eps)
+
+        # Then it returns adversarials of the same shape, inside the ball and the unit box
+        assert adversarial.shape == x.shape, name
+        assert torch.all(_distances(adversarial, x, attack.norm) <= eps + 1e-5), name
+        assert 0.0 <= adversarial.min() <= adversarial.max() <= 1.0, name
 
 
 def test_pgd_is_at_least_as_strong_as_fgsm_on_a_normal_model(

@@ -208,9 +208,10 @@ def _l2_candidates(
         .sub_(torch.linalg.vector_norm(delta, dim=(1, 2, 3), keepdim=True).square_())
         .clamp_(min=0.0)
     )
-    update = _placed(sides, place_h, place_w, x, generator).mul_(first)
-    update.mul_(_random_signs((count, channels, 1, 1), x, generator)).add_(in_first.div_(kept.add_(1e-12)))
-    room = left.div_(channels).add_(moved.square_()).sqrt_()
+    signs = _random_signs((count, channels, 1, 1), x, generator)
+    update = _placed(sides, place_h, place_w, x, generator).mul_(first) * signs
+    update.add_(in_first.div_(kept.add_(1e-12)))
+    room = moved.square_().add_(left.div_(channels)).sqrt_()
     update.mul_(room.div_(torch.linalg.vector_norm(update, dim=(2, 3), keepdim=True).add_(1e-12)))
     delta.sub_(delta * both).add_(update)
     length = torch.linalg.vector_norm(delta, dim=(1, 2, 3), keepdim=True).add_(1e-12)

@@ -59,15 +59,16 @@ def _share(iteration: int, queries: int) -> float:
 
 def _image_shape(x: torch.Tensor) -> tuple[int, int, int]:
     """Channels, height and width: a vector is one row high, a 2-D input has one channel."""
-    shape = tuple(x.shape[1:])
-    return (1, 1, *shape) if len(shape) == 1 else (1, *shape) if len(shape) == 2 else shape  # type: ignore[return-value]
+    channels, height, width = (1, 1, *x.shape[1:])[-3:]
+    return channels, height, width
 
 
 def _window_sides(p: float, height: int, width: int, smallest: int, odd: bool) -> tuple[int, int]:
     """A square covering a share ``p`` of the image, or on a one-row input, a run of ``p`` of it."""
     side = p * width if height == 1 else math.sqrt(p * height * width)
     side = max(round(side), smallest)
-    side += odd and side % 2 == 0
+    if odd and side % 2 == 0:
+        side += 1
     return (1, min(side, width)) if height == 1 else (min(side, height, width),) * 2
 
 

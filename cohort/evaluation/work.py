@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import math
 
-from cohort.evaluation.attacks import ATTACKS, SEARCH_ATTACK, Attack
+from cohort.evaluation.attacks import ATTACKS, SEARCH_ATTACK, Attack, Norm
 from cohort.evaluation.spec import EvaluationSpec
 
 # Bisection rounds of the minimal-perturbation search: each halves the bracket
 # between two grid epsilons, so the estimate is within (grid gap) / 2**6.
 SEARCH_ITERATIONS = 6
+# The coverage check runs each norm's first gradient attack once more, on up to this many samples,
+# at a budget that reaches every input.
+COVERAGE_SAMPLES = 100
 
 
 def attacked_columns(grid: list[float]) -> list[int]:
@@ -52,8 +55,20 @@ def search_passes_per_round(spec: EvaluationSpec) -> float:
     return passes_per_run(SEARCH_ATTACK, spec)
 
 
+def coverage_attack(spec: EvaluationSpec, norm: Norm) -> Attack | None:
+    """The attack the coverage check runs in a norm: the spec's first gradient attack of it, if any."""
+    return next((ATTACKS[name] for name in spec.attacks_of(norm) if ATTACKS[name].kind == "gradient"), None)
+
+
+def coverage_passes(spec: EvaluationSpec, samples: int) -> float:
+    """Gradient passes of the coverage check on an evaluation that attacks ``samples`` samples."""
+    attacks = [coverage_attack(spec, norm) for norm in ("linf", "l2")]
+    return min(samples, COVERAGE_SAMPLES) * sum(passes_per_run(a, spec) for a in attacks if a is not None)
+
+
 def gradient_passes(spec: EvaluationSpec, samples: int) -> int:
-    """The work of an evaluation that attacks ``samples`` samples, the search included.
+    """The work of an evaluation that attacks ``samples`` samples, the coverage check and the search
+    included.
 
     The search bisects only the samples some attack broke within the grid, and targeted attacks and
     Square stop on a row once it is broken, so a run may do less. A forward pass counts as a third of
@@ -65,4 +80,4 @@ def gradient_passes(spec: EvaluationSpec, samples: int) -> int:
     )
     if searches(spec):
         per_sample += SEARCH_ITERATIONS * search_passes_per_round(spec)
-    return math.ceil(samples * per_sample)
+    return math.ceil(samples * per_sample + coverage_passes(spec, samples))

@@ -12,23 +12,23 @@ import pytest
 from pydantic import ValidationError
 
 from cohort.evaluation.attacks import ATTACKS, SEARCH_ATTACK, attack_registry
-from cohort.evaluation.spec import EvaluationSpec
+from cohort.evaluation.spec import PRESETS, EvaluationSpec
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("name", list(ATTACKS))
 def test_the_spec_accepts_every_registered_attack(name: str) -> None:
-    # Given a spec that asks for one registered attack, then it validates and keeps it
-    assert EvaluationSpec(attacks=[name]).attacks == [name]
+    # Given a custom spec that asks for one registered attack, then it validates and keeps it
+    assert EvaluationSpec(preset="custom", attacks=[name]).attacks == [name]
 
 
-def test_the_spec_asks_for_every_registered_attack_by_default_and_no_more() -> None:
+def test_the_spec_offers_every_registered_attack_and_no_more() -> None:
     # Given the spec's published schema
     schema = EvaluationSpec.model_json_schema()["properties"]["attacks"]
 
-    # Then its enum and its default are the registry, in the registry's order, and as many as it holds
-    assert schema["items"]["enum"] == list(ATTACKS) == EvaluationSpec().attacks
+    # Then its enum is the registry, in the registry's order, and a request may list as many as it holds
+    assert schema["items"]["enum"] == list(ATTACKS)
     assert schema["maxItems"] == len(ATTACKS)
     # And the words the website shows for each are the registry's
     assert schema["x-attacks"] == {
@@ -40,7 +40,7 @@ def test_the_spec_asks_for_every_registered_attack_by_default_and_no_more() -> N
 def test_the_spec_refuses_an_unknown_attack_naming_the_registered_ones() -> None:
     # When a spec asks for an attack nobody registered
     with pytest.raises(ValidationError) as refused:
-        EvaluationSpec(attacks=["fgsm", "cw"])
+        EvaluationSpec(preset="custom", attacks=["fgsm", "cw"])
 
     # Then the one error points at that entry and lists every attack there is, as the API's 422 will
     (error,) = refused.value.errors()
@@ -51,7 +51,7 @@ def test_the_spec_refuses_an_unknown_attack_naming_the_registered_ones() -> None
 def test_the_spec_refuses_more_attacks_than_are_registered() -> None:
     # Given every registered attack and one of them again, then the list is too long as well as repeated
     with pytest.raises(ValidationError) as refused:
-        EvaluationSpec(attacks=[*ATTACKS, next(iter(ATTACKS))])
+        EvaluationSpec(preset="custom", attacks=[*ATTACKS, next(iter(ATTACKS))])
     assert refused.value.errors()[0]["type"] == "too_long"
 
 
@@ -68,8 +68,14 @@ def test_the_search_attack_is_a_registered_iterating_linf_attack() -> None:
     assert (SEARCH_ATTACK.norm, SEARCH_ATTACK.iterates) == ("linf", True)
 
 
-@pytest.mark.parametrize("module", ["engine", "work", "jobs", "metrics", "spec"])
-def test_no_module_but_the_registry_spells_an_attack_name(module: str) -> None:
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_every_preset_runs_registered_attacks(preset: str) -> None:
+    # The presets are the one place outside the registry that names attacks: each name is registered
+    assert set(PRESETS[preset].attacks) <= set(ATTACKS)
+
+
+@pytest.mark.parametrize("module", ["engine", "work", "jobs", "metrics"])
+def test_no_module_but_the_registry_and_the_presets_spells_an_attack_name(module: str) -> None:
     # Given a module that reads attacks, then it branches on their properties and never on a name
     source = (REPO / "cohort" / "evaluation" / f"{module}.py").read_text()
     assert [name for name in ATTACKS if f'"{name}"' in source or f"'{name}'" in source] == []
@@ -95,20 +101,21 @@ toy = attacks.Attack(
     name="fgm_l2",
     label="FGM L2",
     norm="l2",
-    iterates=False,
+    kind="single_step",
     run=fast_gradient_l2,
+    passes=lambda effort: 1.0,
     summary="one gradient step of L2 length epsilon",
 )
 attacks.ATTACKS = attacks.attack_registry(*attacks.ATTACKS.values(), toy)
 
 from cohort.evaluation.engine import run_evaluation
 from cohort.evaluation.jobs import gradient_passes
-from cohort.evaluation.spec import EvaluationSpec
+from cohort.evaluation.spec import PRESETS, EvaluationSpec
 from tests.unit.robustness_models import digits_test, trained_mlp
 
 # PGD crippled to one short step, so the single-step toy clearly beats it
 spec = EvaluationSpec.model_validate(
-    {"attacks": ["fgm_l2", "pgd_l2"], "samples": 40, "steps": 1, "step_size": 0.05,
+    {"preset": "custom", "attacks": ["fgm_l2", "pgd_l2"], "samples": 40, "steps": 1, "step_size": 0.05,
      "random_start": False, "epsilons_l2": [0.0, 1.0, 2.0]}
 )
 progress = []
@@ -146,9 +153,10 @@ def test_an_attack_added_to_the_registry_is_run_costed_and_flagged_with_no_other
     assert {norm for attack, norm, _, _ in outcome["curves"] if attack == "fgm_l2"} == {"l2"}
     assert toy[0.0] == outcome["clean"]
     assert toy[2.0] < outcome["clean"]
-    # And the budget counts it as one pass per non-zero ε, beside PGD's single step at each
-    assert outcome["budget"] == 40 * (2 * 1 + 2 * 1)
+    # And the budget counts it as one pass per non-zero ε, beside PGD's single step at each and the
+    # coverage check's single step on every sample
+    assert outcome["budget"] == 40 * (2 * 1 + 2 * 1) + 40 * 1
     assert outcome["progress"] == 1.0
     # And beating the crippled iterative attack of its norm raises the single-step flag, naming it
     (flag,) = [flag for flag in outcome["flags"] if flag["code"] == "fgsm_beats_pgd"]
-    assert "the single-step FGM L2 broke clearly more samples" in flag["message"]
+    assert "FGM L2" in flag["message"]

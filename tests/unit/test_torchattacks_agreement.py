@@ -23,6 +23,7 @@ SAMPLES = 450  # the whole test split: one sample is 0.22 points
 
 def _ours(eps: float, random_start: bool) -> float:
     spec = EvaluationSpec(
+        preset="custom",
         attacks=["pgd_linf"],
         epsilons_linf=[eps],
         samples=SAMPLES,

@@ -5,7 +5,11 @@ One implementation serves APGD-CE, APGD-DLR and the targeted APGD-T. The step si
 At each checkpoint a row halves its step and restarts from its best point if its loss rose in at
 most 75% of the steps since the last checkpoint, or if its step was not halved last time and its
 best loss has not improved since. The checkpoints, the random start (a point on the ball's
-surface) and these rules follow the reference code (fra31/auto-attack) step for step.
+surface) and these rules follow the reference code (fra31/auto-attack) step for step, with one
+exception: in the first interval the reference counts the first step's loss as a rise when it is
+above 0 (it compares it with an entry not yet written); here it is compared with the start's loss,
+as the paper defines it. Its L2 steps are normalised as ``unit_l2_`` does, so a tiny gradient still
+gets a full step where the reference's would barely move.
 
 The DLR losses divide the logit margin by the spread of the top logits, so multiplying the logits
 by any factor changes nothing: a model cannot look robust to them by saturating its softmax.

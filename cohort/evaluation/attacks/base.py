@@ -246,5 +246,4 @@ class L2Ball:
         return unit_l2_(grad)
 
 
-Ball = LinfBall | L2Ball
 BALLS: dict[Norm, type[LinfBall] | type[L2Ball]] = {"linf": LinfBall, "l2": L2Ball}

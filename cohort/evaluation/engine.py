@@ -41,9 +41,6 @@ from cohort.evaluation.results import (
 from cohort.evaluation.spec import AttackName, EvaluationSpec
 
 GALLERY_SIZE = 8
-# How many correctly classified samples the coverage check attacks at a budget that spans the input
-# range: enough to see a share of a few percent, cheap next to the evaluation itself.
-COVERAGE_SAMPLES = 100
 Progress = Callable[[float], None]
 
 
@@ -324,18 +321,16 @@ class _Evaluation:
         Any input, an image of another class included, lies within such a budget, so a sound attack
         breaks every sample; what survives was shielded by the model's gradients, not by robustness.
         """
-        attack = next(
-            (ATTACKS[name] for name in self.spec.attacks_of(norm) if ATTACKS[name].kind == "gradient"), None
-        )
+        attack = work.coverage_attack(self.spec, norm)
         if attack is None or not len(self.targets):
             return None
-        chosen = self.targets[:COVERAGE_SAMPLES]
+        chosen = self.targets[: work.COVERAGE_SAMPLES]
         x, y = self.inputs[chosen].to(self.device), self.labels[chosen].to(self.device)
         epsilon = covering_budget(norm, self.inputs.shape[1:])
         eps = torch.full((len(chosen),), epsilon, device=self.device)
         _, logits = self._strongest(attack, x, y, eps, 1)
         survived = int((logits.argmax(dim=1) == y).sum())
-        self._advance(len(chosen) * attack.passes(self.spec))
+        self._advance(len(chosen) * work.passes_per_run(attack, self.spec))
         return checks.Coverage(norm=norm, epsilon=epsilon, robust=survived, samples=len(chosen))
 
     def _minimal_perturbation(

@@ -39,7 +39,13 @@ from .scenario import TINY_MLP
 engine = pytest.importorskip("cohort.evaluation.engine")
 worker_module = pytest.importorskip("cohort.evaluation.worker")
 
-SPEC = {"attacks": ["fgsm", "pgd_linf"], "epsilons_linf": [0.0, 0.1, 0.3], "samples": 50, "steps": 3}
+SPEC = {
+    "preset": "custom",
+    "attacks": ["fgsm", "pgd_linf"],
+    "epsilons_linf": [0.0, 0.1, 0.3],
+    "samples": 50,
+    "steps": 3,
+}
 
 
 def _scientist() -> Principal:
@@ -259,11 +265,11 @@ def test_a_long_evaluation_keeps_its_message_hidden_and_reports_progress(
     evaluation_id = _submit(owner, _model(owner))
     real = engine.run_evaluation
 
-    def slow(model: object, data: object, spec: object, *, device: object, progress: Any) -> object:
+    def slow(model: object, data: object, spec: object, *, progress: Any, **options: Any) -> object:
         for step in range(15):
             progress(step / 30)
             time.sleep(0.2)
-        return real(model, data, spec, device=device, progress=progress)
+        return real(model, data, spec, progress=progress, **options)
 
     monkeypatch.setattr(engine, "run_evaluation", slow)
 

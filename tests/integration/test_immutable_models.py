@@ -22,7 +22,7 @@ from tests.unit.onnx_models import cnn
 from .scenario import TINY_MLP, Device, Setting, refusal, wait_for_job
 
 GARBAGE = b"not safetensors at all, written after commit" * 100
-QUICK = {"attacks": ["fgsm"], "epsilons_linf": [0.0, 0.1], "samples": 20, "steps": 1}
+QUICK = {"preset": "custom", "attacks": ["fgsm"], "epsilons_linf": [0.0, 0.1], "samples": 20, "steps": 1}
 ONE_ROUND = {
     "rounds": 1,
     "min_reports": 1,

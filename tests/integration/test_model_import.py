@@ -15,7 +15,13 @@ from .scenario import Setting, refusal
 
 pytestmark = pytest.mark.usefixtures("platform")
 
-QUICK = {"attacks": ["fgsm", "pgd_linf"], "epsilons_linf": [0.0, 0.1], "samples": 40, "steps": 3}
+QUICK = {
+    "preset": "custom",
+    "attacks": ["fgsm", "pgd_linf"],
+    "epsilons_linf": [0.0, 0.1],
+    "samples": 40,
+    "steps": 3,
+}
 
 
 def _unsupported_file() -> bytes:

@@ -23,7 +23,13 @@ _OPEN_FOR_A_WHILE = {
     "round_deadline_seconds": 30,
     "max_round_attempts": 1,
 }
-_QUICK_EVALUATION = {"attacks": ["fgsm"], "epsilons_linf": [0.0, 0.1], "samples": 20, "steps": 1}
+_QUICK_EVALUATION = {
+    "preset": "custom",
+    "attacks": ["fgsm"],
+    "epsilons_linf": [0.0, 0.1],
+    "samples": 20,
+    "steps": 1,
+}
 
 
 def test_a_scientist_at_the_training_quota_gets_429_until_a_job_ends(

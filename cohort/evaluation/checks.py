@@ -301,6 +301,11 @@ def _gradient_free_stronger(attacks: Sequence[AttackOutcome]) -> list[Check]:
                 + ". An adversarial example exists for each of them, so the gradient attacks were misled "
                 "into missing it."
             )
+        elif worst == 0:
+            finding = (
+                f"{free.label} broke no sample that every gradient attack ({names}) had left robust, at any "
+                f"{norm} epsilon."
+            )
         else:
             finding = (
                 f"{free.label} broke at most {worst:,} of {total:,} samples ({worst / total:.1%}, at {norm} "

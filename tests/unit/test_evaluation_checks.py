@@ -174,6 +174,20 @@ def test_gradient_free_attack_breaking_what_gradients_left_is_flagged(broken: in
     assert "(PGD, APGD-CE)" in check.finding
 
 
+def test_gradient_free_attack_breaking_nothing_more_is_said_plainly() -> None:
+    # Given Square breaking nothing the gradient attacks had left robust
+    attacks = (
+        outcome("PGD", "gradient", robust_except(3)),
+        outcome("Square", "gradient_free", robust_except(3)),
+    )
+
+    # Then the check passes and says so, without naming an epsilon at which nothing happened
+    check = the("gradient_free_stronger", run_checks(evidence(attacks=attacks)))
+    assert check.passed
+    assert "broke no sample that every gradient attack (PGD) had left robust" in check.finding
+    assert "epsilon 0" not in check.finding
+
+
 def test_gradient_free_check_reads_a_cascade_against_the_attacks_before_it() -> None:
     # Given a cascade: APGD-CE leaves 60 of 100 robust, Square (cumulative) leaves 45 of them, and a
     # gradient attack after Square (whose cumulative outcome includes Square's) leaves 40

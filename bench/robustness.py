@@ -217,9 +217,10 @@ def main() -> int:
     times = time_methods(runs)
     best = {name: min(t) for name, t in times.items()}
     overhead, speedup = best["ours"] / best["floor"], best["torchattacks"] / best["ours"]
-    everything = torch.cat([digits.load()[1].inputs, digits.load()[0].inputs])[:ENSEMBLE_SAMPLES]
-    labels = torch.cat([digits.load()[1].labels, digits.load()[0].labels])[:ENSEMBLE_SAMPLES]
-    ensemble = ensembles(model, everything.contiguous(), labels)
+    train, _ = digits.load()
+    images = torch.cat([test.inputs, train.inputs])[:ENSEMBLE_SAMPLES].contiguous()
+    labels = torch.cat([test.labels, train.labels])[:ENSEMBLE_SAMPLES]
+    ensemble = ensembles(model, images, labels)
     ensemble_accuracy = {name: run() for name, run in ensemble.items()}
     ensemble_times = time_methods(ensemble, ENSEMBLE_REPEATS)
     ensemble_speedup = min(ensemble_times["torchattacks"]) / min(ensemble_times["ours"])

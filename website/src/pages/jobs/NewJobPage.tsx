@@ -170,7 +170,7 @@ function JobForm() {
           <legend>When training ends</legend>
           <label>
             <input type="checkbox" role="switch" checked={evaluate} onChange={(e) => setEvaluate(e.target.checked)} />
-            Evaluate the trained model's adversarial robustness (the default attacks and ε grids)
+            Evaluate the trained model's adversarial robustness (the standard AutoAttack ensemble, default ε grids)
           </label>
           {evaluate && (
             <SchemaField

@@ -182,18 +182,15 @@ def apgd_targeted(norm: Norm) -> AttackFunction:
     """APGD-T: targeted DLR towards each of the top ``target_classes`` runner-up classes in turn, each
     for ``steps`` iterations on the rows no earlier target broke."""
 
-    def attack(
-        model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: torch.Tensor, settings: AttackSettings
-    ) -> torch.Tensor:
-        def towards(
-            x: torch.Tensor,
-            y: torch.Tensor,
-            eps: torch.Tensor,
-            target: torch.Tensor,
-            stats: GradientStats | None,
-        ) -> tuple[torch.Tensor, torch.Tensor]:
-            return _run(model, x, y, eps, targeted_dlr(y, target), norm, settings, stats)
+    def towards(
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        eps: torch.Tensor,
+        target: torch.Tensor,
+        settings: AttackSettings,
+        stats: GradientStats | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return _run(model, x, y, eps, targeted_dlr(y, target), norm, settings, stats)
 
-        return base.over_runner_ups(model, x, y, eps, settings, towards)
-
-    return attack
+    return base.toward_runner_ups(towards)

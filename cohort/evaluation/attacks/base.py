@@ -178,37 +178,40 @@ def per_step_and_target(effort: Effort) -> float:
 
 
 # One targeted run on some rows: (x, y, eps, target classes, stats) -> (adversarial rows, broken).
+# One targeted run on some rows: (model, x, y, eps, target classes, settings, stats) -> (adversarial
+# rows, broken).
 TargetedRun = Callable[
-    [torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, GradientStats | None],
+    [nn.Module, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, AttackSettings, GradientStats | None],
     tuple[torch.Tensor, torch.Tensor],
 ]
 
 
-def over_runner_ups(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    eps: torch.Tensor,
-    settings: AttackSettings,
-    run: TargetedRun,
-) -> torch.Tensor:
-    """A targeted attack towards each of the top ``settings.target_classes`` runner-up classes in turn.
+def toward_runner_ups(run: TargetedRun) -> AttackFunction:
+    """A targeted attack that runs ``run`` towards each of the top ``target_classes`` runner-up classes
+    in turn.
 
     The runner-ups are ranked by the clean logits. Each target's run attacks only the rows no earlier
     one broke, and a row keeps the first adversarial it got; an unbroken row gets the last run's point.
     The gradient census counts each row once, at its start against the first target.
     """
-    with torch.no_grad():
-        ranked = model(x).argsort(dim=1, descending=True)
-    adversarial, broken = x.clone(), ranked[:, 0] != y
-    for rank in range(1, min(settings.target_classes, ranked.shape[1] - 1) + 1):
-        active = torch.nonzero(~broken).flatten()
-        if len(active) == 0:
-            break
-        adversarial[active], broken[active] = run(
-            x[active], y[active], eps[active], ranked[active, rank], settings.stats if rank == 1 else None
-        )
-    return adversarial
+
+    def attack(
+        model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: torch.Tensor, settings: AttackSettings
+    ) -> torch.Tensor:
+        with torch.no_grad():
+            ranked = model(x).argsort(dim=1, descending=True)
+        adversarial, broken = x.clone(), ranked[:, 0] != y
+        for rank in range(1, min(settings.target_classes, ranked.shape[1] - 1) + 1):
+            active = torch.nonzero(~broken).flatten()
+            if len(active) == 0:
+                break
+            stats = settings.stats if rank == 1 else None
+            adversarial[active], broken[active] = run(
+                model, x[active], y[active], eps[active], ranked[active, rank], settings, stats
+            )
+        return adversarial
+
+    return attack
 
 
 class LinfBall:

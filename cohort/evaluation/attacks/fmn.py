@@ -95,18 +95,15 @@ def fmn(norm: Norm) -> AttackFunction:
     """FMN-T in ``norm``: ``settings.steps`` iterations towards each of the top ``target_classes``
     runner-up classes in turn, within each row's epsilon."""
 
-    def attack(
-        model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: torch.Tensor, settings: AttackSettings
-    ) -> torch.Tensor:
-        def towards(
-            x: torch.Tensor,
-            y: torch.Tensor,
-            eps: torch.Tensor,
-            target: torch.Tensor,
-            stats: GradientStats | None,
-        ) -> tuple[torch.Tensor, torch.Tensor]:
-            return _run(model, x, y, eps, target, norm, settings.steps, stats)
+    def towards(
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        eps: torch.Tensor,
+        target: torch.Tensor,
+        settings: AttackSettings,
+        stats: GradientStats | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return _run(model, x, y, eps, target, norm, settings.steps, stats)
 
-        return base.over_runner_ups(model, x, y, eps, settings, towards)
-
-    return attack
+    return base.toward_runner_ups(towards)

@@ -25,6 +25,39 @@ class CohortError(RuntimeError):
         self.errors = errors or []
 
 
+def describe_headline(evaluation: Mapping[str, Any]) -> str:
+    """One line on an evaluation's outcome: the robust accuracy with its interval and budget, and
+    whether the gradient-masking checks let it stand."""
+    summary = evaluation.get("summary") or {}
+    if evaluation.get("status") != "completed" or "robust_accuracy" not in summary:
+        return (
+            f"evaluation {evaluation.get('status')}: {evaluation.get('status_reason') or 'no headline yet'}"
+        )
+    norm, epsilon = next(
+        (
+            (key.removeprefix("headline_epsilon_"), value)
+            for key, value in summary.items()
+            if key.startswith("headline_epsilon_")
+        ),
+        ("", 0.0),
+    )
+    line = (
+        f"robust accuracy {summary['robust_accuracy']:.1%} (95% CI {summary['robust_accuracy_ci95_low']:.1%} "
+        f"to {summary['robust_accuracy_ci95_high']:.1%}) at {_NORMS.get(norm, norm)} ε = {epsilon:g}, "
+        f"clean {summary['clean_accuracy']:.1%}"
+    )
+    if summary.get("headline_reliable", 1.0) < 1.0:
+        failed = int(summary.get("gradient_masking_flags", 0))
+        return (
+            f"{line}; NOT reliable: {failed} gradient-masking check(s) failed, so read it as an upper bound "
+            "(the report says what each found and what to try)"
+        )
+    return f"{line}; every gradient-masking check passed"
+
+
+_NORMS = {"linf": "L∞", "l2": "L2"}
+
+
 def sign_in(client_id: str, email: str, password: str) -> str:
     """A Cognito ID token for the user, by the USER_PASSWORD_AUTH flow."""
     result = aws.client("cognito-idp").initiate_auth(
@@ -228,7 +261,8 @@ class CohortClient:
     def wait_for_evaluation(
         self, evaluation_id: str, *, timeout: float = 600.0, progress: bool = True
     ) -> dict:
-        """Poll until the evaluation completes or fails, with a progress bar.
+        """Poll until the evaluation completes or fails, with a progress bar and, at the end, a line on
+        the headline (``describe_headline``).
 
         An evaluation a training job asked for is queued moments after the job completes, so a
         404 in the first seconds means "not yet", not "never".
@@ -244,6 +278,8 @@ class CohortClient:
                     evaluation = {"status": "not queued yet", "progress": 0.0}
                 bar.update(round(100 * evaluation["progress"]) - bar.n)
                 if evaluation["status"] in ("completed", "failed"):
+                    if progress:
+                        bar.write(describe_headline(evaluation))
                     return evaluation
                 if time.monotonic() > give_up_at:
                     raise TimeoutError(

@@ -166,8 +166,15 @@ def findings(result: EvaluationResult) -> list[str]:
         if headline.standard
         else NOT_STANDARD,
     ]
-    sentences += [_check_sentence(check) for check in result.checks] or ["No gradient-masking check ran."]
+    passed = [check for check in result.checks if check.passed]
     failed = [check for check in result.checks if not check.passed]
+    if passed:
+        titles = _listing(list(dict.fromkeys(check.title for check in passed)))
+        count = "1 gradient-masking check" if len(passed) == 1 else f"{len(passed)} gradient-masking checks"
+        sentences.append(f"{count} passed ({titles}); what each measured is under “Gradient-masking checks”.")
+    sentences += [_check_sentence(check) for check in failed]
+    if not result.checks:
+        sentences.append("No gradient-masking check ran.")
     if not headline.reliable:
         why = f" ({len(failed)} of {len(result.checks)} checks failed)" if failed else ""
         sentences.append(

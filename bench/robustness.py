@@ -34,6 +34,7 @@ from collections.abc import Callable
 
 import torch
 import torchattacks
+from pyautoattack import AutoAttack
 from report import Target, cpu_model, markdown_table, publish, verdicts
 from torch import nn
 from torch.nn import functional
@@ -96,29 +97,52 @@ def methods(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, Cal
 
 
 def ensembles(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, Callable[[], float]]:
-    """Cohort's autoattack evaluation and torchattacks' AutoAttack, each returning its robust accuracy."""
+    """The AutoAttack ensembles timed, each returning its robust accuracy.
+
+    torchattacks' ``AutoAttack(version="standard")`` runs APGD, APGD-T and FAB with their default of
+    10 iterations, not the published 100; the like-for-like baseline is its own four attacks at the
+    published settings (100 iterations, 9 target classes, 5,000 queries), chained the same way by
+    its ``MultiAttack``. The shipped one is timed too, and the reference code (pyautoattack).
+    """
     budget = standard_budget(x.shape[1:])
     assert budget is not None  # digits declare one
+    eps, classes = budget.linf, 10
     spec = EvaluationSpec(
-        norms=["linf"], epsilons_linf=[0.0], samples=len(x), minimal_perturbation=False, batch_size=1000
+        norms=["linf"], epsilons_linf=[0.0], samples=len(x), minimal_perturbation=False, batch_size=len(x)
     )
     data = EvaluationData(x, y, "digits")
-    theirs = torchattacks.AutoAttack(model, norm="Linf", eps=budget.linf, version="standard", seed=0)
+    published = torchattacks.MultiAttack(
+        [
+            torchattacks.APGD(model, eps=eps, steps=100, loss="ce", seed=0),
+            torchattacks.APGDT(model, eps=eps, steps=100, n_classes=classes, seed=0),
+            torchattacks.FAB(model, eps=eps, steps=100, multi_targeted=True, n_classes=classes, seed=0),
+            torchattacks.Square(model, eps=eps, n_queries=5000, seed=0),
+        ]
+    )
+    shipped = torchattacks.AutoAttack(model, norm="Linf", eps=eps, version="standard", seed=0)
+    reference = AutoAttack(model, norm="Linf", eps=eps, version="standard", seed=0)
+    reference.logger.disabled = True
 
     def ours() -> float:
         result, _ = run_evaluation(model, data, spec, device=torch.device("cpu"))
         return result.headline.robust_accuracy
 
-    def reference() -> float:
-        return robust_accuracy(model, theirs(x, y), y)
+    return {
+        "ours": ours,
+        "torchattacks": lambda: robust_accuracy(model, published(x, y), y),
+        "torchattacks-shipped": lambda: robust_accuracy(model, shipped(x, y), y),
+        "reference": lambda: robust_accuracy(
+            model, reference.run_standard_evaluation(x, y, batch_size=len(x))[0], y
+        ),
+    }
 
-    return {"ours": ours, "torchattacks": reference}
 
-
-def time_methods(runs: dict[str, Callable[[], object]], repeats: int = REPEATS) -> dict[str, list[float]]:
+def time_methods(
+    runs: dict[str, Callable[[], object]], repeats: int = REPEATS, warm_up: bool = True
+) -> dict[str, list[float]]:
     """Seconds per run of each method, runs interleaved so a noisy spell hits all alike."""
     times: dict[str, list[float]] = {name: [] for name in runs}
-    for method in runs.values():  # warm-up: allocator and kernels
+    for method in runs.values() if warm_up else ():  # allocator and kernels
         method()
     for _ in tqdm(range(repeats), desc="timing", unit="round"):
         for name, method in runs.items():
@@ -165,7 +189,9 @@ def render(
     ensemble_best = {name: min(runs) for name, runs in ensemble_times.items()}
     ensemble_labels = {
         "ours": "Cohort: a whole evaluation, preset `autoattack`, L∞",
-        "torchattacks": f"torchattacks {torchattacks.__version__}: `AutoAttack`, version standard",
+        "torchattacks": f"torchattacks {torchattacks.__version__}: its 4 attacks at the published settings",
+        "torchattacks-shipped": "torchattacks: `AutoAttack(version='standard')` as shipped (10 iterations)",
+        "reference": "Reference code (pyautoattack 0.2.0): `AutoAttack`, version standard",
     }
     ensemble_table = markdown_table(
         ["Method", "min s", "median s", "samples/s", "time / Cohort", "robust accuracy"],
@@ -195,8 +221,11 @@ Robust accuracy is on the batch, as a check that both attacks do the same work.
 
 The AutoAttack ensemble on {ENSEMBLE_SAMPLES:,} digits (train and test images; the test split alone has \
 450) at the digits' standard budget, L∞ epsilon {standard_budget((1, 8, 8)).linf:g}: Cohort's time is a \
-whole evaluation with the `autoattack` preset, its clean pass and masking checks included; torchattacks' \
-is its `AutoAttack` call. Minimum and median of {ENSEMBLE_REPEATS} interleaved runs after a warm-up run.
+whole evaluation with the `autoattack` preset, its clean pass and masking checks included. torchattacks' \
+`AutoAttack` runs APGD, APGD-T and FAB for 10 iterations where the published standard runs 100, so the \
+target compares with torchattacks' own four attacks at the published settings, chained by its \
+`MultiAttack` as its `AutoAttack` chains them; the shipped one and the reference code are timed too. \
+Minimum and median of {ENSEMBLE_REPEATS} interleaved runs after a run that measured robust accuracy.
 
 {ensemble_table}
 
@@ -221,8 +250,9 @@ def main() -> int:
     images = torch.cat([test.inputs, train.inputs])[:ENSEMBLE_SAMPLES].contiguous()
     labels = torch.cat([test.labels, train.labels])[:ENSEMBLE_SAMPLES]
     ensemble = ensembles(model, images, labels)
-    ensemble_accuracy = {name: run() for name, run in ensemble.items()}
-    ensemble_times = time_methods(ensemble, ENSEMBLE_REPEATS)
+    # The runs that measure robust accuracy warm up the allocator and kernels too.
+    ensemble_accuracy = {name: run() for name, run in tqdm(ensemble.items(), desc="accuracy", unit="method")}
+    ensemble_times = time_methods(ensemble, ENSEMBLE_REPEATS, warm_up=False)
     ensemble_speedup = min(ensemble_times["torchattacks"]) / min(ensemble_times["ours"])
     targets = [
         Target(
@@ -236,7 +266,7 @@ def main() -> int:
             speedup >= THROUGHPUT_TARGET,
         ),
         Target(
-            f"AutoAttack throughput >= {THROUGHPUT_TARGET:g}x torchattacks' AutoAttack",
+            f"AutoAttack throughput >= {THROUGHPUT_TARGET:g}x torchattacks' at the published settings",
             f"{ensemble_speedup:.2f}x",
             ensemble_speedup >= THROUGHPUT_TARGET,
         ),

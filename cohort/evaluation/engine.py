@@ -205,11 +205,15 @@ class _Evaluation:
             names = self.spec.attacks_of(norm)
             if not names:
                 continue
-            robust_so_far = self.clean_correct[:, None].repeat(1, len(self.spec.epsilons(norm)))
+            columns = len(self.spec.epsilons(norm))
+            so_far = _Outcome(
+                self.clean_correct[:, None].repeat(1, columns),
+                self.clean_confidence[:, None].repeat(1, columns),
+            )
             for name in names:
-                outcomes[name] = self._attack(ATTACKS[name], robust_so_far)
+                outcomes[name] = self._attack(ATTACKS[name], so_far)
                 if self.spec.cascade:
-                    robust_so_far = outcomes[name].robust
+                    so_far = outcomes[name]
             worst[norm] = metrics.worst_case([outcomes[name].robust for name in names])
         coverage = {norm: self._coverage(norm) for norm in worst}
         minimal, estimates = self._minimal_perturbation(worst.get("linf"))
@@ -268,15 +272,15 @@ class _Evaluation:
         assert best is not None  # runs >= 1
         return best[0], best[1]
 
-    def _attack(self, attack: Attack, attackable: torch.Tensor) -> _Outcome:
-        """Attack every (sample, epsilon) row still ``attackable`` [N, E] at a non-zero epsilon.
+    def _attack(self, attack: Attack, before: _Outcome) -> _Outcome:
+        """Attack every (sample, epsilon) row still robust ``before`` at a non-zero epsilon.
 
-        Rows not attacked keep what ``attackable`` says of them: a misclassified sample, epsilon 0, or
-        in a cascade a row an earlier attack already broke.
+        Rows not attacked keep their outcome and confidence from ``before``: a misclassified sample,
+        epsilon 0, or in a cascade a row an earlier attack already broke, with that attack's confidence.
         """
         grid = self.spec.epsilons(attack.norm)
-        robust = attackable.clone()
-        confidence = self.clean_confidence[:, None].repeat(1, len(grid))
+        attackable = before.robust
+        robust, confidence = attackable.clone(), before.confidence.clone()
         grid_tensor = torch.tensor(grid, device="cpu")
         rows = torch.nonzero(attackable & (grid_tensor > 0)[None, :])  # [P, 2]: (sample, column)
         headline_column = grid.index(self.headline_epsilon) if attack.norm == self.headline_norm else None

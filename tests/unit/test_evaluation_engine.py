@@ -187,6 +187,10 @@ def test_a_cascade_attacks_only_what_the_attacks_before_it_left_robust() -> None
         assert all(curves[later][eps] <= curves[earlier][eps] for eps in curves[later])
     worst = {p.epsilon: p.robust_accuracy for p in result.worst_case}
     assert curves[names[-1]] == worst
+    # And where the first attack broke every sample, the later ones keep its adversarials' confidence
+    confidence = {(p.attack, p.epsilon): p.mean_adversarial_confidence for p in result.curves}
+    assert curves[names[0]][0.3] == 0.0
+    assert all(confidence[(name, 0.3)] == confidence[(names[0], 0.3)] for name in names)
     # And the headline says which preset and attacks it stands on, and that it is not the standard
     assert (result.headline.preset, result.headline.standard, result.headline.attacks) == (
         "fast",
